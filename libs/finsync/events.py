@@ -1,0 +1,247 @@
+"""Typed events: one pydantic model per topic, field for field the schemas/<topic>.avsc contract.
+
+Domain code reads and builds these; serde turns them into Avro and back. Money is Decimal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+E = TypeVar("E", bound="Event")
+
+
+class Event(BaseModel):
+    """The envelope every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TOPIC: ClassVar[str]
+    KEY_FIELD: ClassVar[str]  # the business id that is the Kafka key
+
+    event_id: uuid.UUID
+    occurred_at: datetime
+    source: str
+    correlation_id: str
+    causation_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self, self.KEY_FIELD))
+
+    def follow(self, cls: type[E], source: str, **fields: object) -> E:
+        """A new event caused by this one, in the same business transaction."""
+        return cls(
+            event_id=uuid.uuid4(),
+            occurred_at=datetime.now(UTC),
+            source=source,
+            correlation_id=self.correlation_id,
+            causation_id=str(self.event_id),
+            **fields,
+        )
+
+
+class BillingPeriod(StrEnum):
+    MONTHLY = "MONTHLY"
+    QUARTERLY = "QUARTERLY"
+    ANNUAL = "ANNUAL"
+    ONE_TIME = "ONE_TIME"
+
+
+class SyncAction(StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+
+
+class DocumentType(StrEnum):
+    INVOICE = "INVOICE"
+    CREDIT_MEMO = "CREDIT_MEMO"
+
+
+class PaymentStatus(StrEnum):
+    PAID = "PAID"
+    PARTIALLY_PAID = "PARTIALLY_PAID"
+    UNAPPLIED = "UNAPPLIED"
+
+
+class Line(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JournalLine(Line):
+    account_code: str
+    debit: Decimal
+    credit: Decimal
+
+
+class InvoiceLine(Line):
+    line_id: str
+    description: str
+    sku: str
+    amount: Decimal
+    tax_amount: Decimal
+    service_period_start: date | None = None
+    service_period_end: date | None = None
+
+
+class OpportunityLine(Line):
+    line_id: str
+    sku: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    billing_period: BillingPeriod
+    start_date: date
+    term_months: int
+
+
+class SubscriptionPhase(Line):
+    sku: str
+    quantity: Decimal
+    unit_price: Decimal
+    billing_period: BillingPeriod
+    start_date: date
+    end_date: date
+
+
+class AccountUpserted(Event):
+    TOPIC = "crm.account-upserted"
+    KEY_FIELD = "account_id"
+    account_id: str
+    name: str
+    country: str
+    currency: str
+    tax_id: str | None = None
+    email_domain: str | None = None
+    parent_account_id: str | None = None
+    legal_entity: str
+    version: int
+
+
+class OpportunityClosed(Event):
+    TOPIC = "crm.opportunity-closed"
+    KEY_FIELD = "opportunity_id"
+    opportunity_id: str
+    account_id: str
+    closed_at: datetime
+    currency: str
+    legal_entity: str
+    lines: list[OpportunityLine]
+    total_contract_value: Decimal
+
+
+class InvoiceIssued(Event):
+    TOPIC = "billing.invoice-issued"
+    KEY_FIELD = "invoice_id"
+    invoice_id: str
+    invoice_number: str
+    account_id: str
+    subscription_id: str | None = None
+    legal_entity: str
+    currency: str
+    issued_on: date
+    due_on: date
+    lines: list[InvoiceLine]
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+
+
+class CreditMemoIssued(Event):
+    TOPIC = "billing.credit-memo-issued"
+    KEY_FIELD = "credit_memo_id"
+    credit_memo_id: str
+    invoice_id: str
+    account_id: str
+    legal_entity: str
+    currency: str
+    issued_on: date
+    lines: list[InvoiceLine]
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+
+
+class PaymentSettled(Event):
+    TOPIC = "payments.payment-settled"
+    KEY_FIELD = "payment_id"
+    payment_id: str
+    account_id: str
+    invoice_id: str | None = None
+    amount: Decimal
+    fee_amount: Decimal
+    currency: str
+    settled_at: datetime
+    method: str
+    gateway_reference: str
+
+
+class CustomerSynced(Event):
+    TOPIC = "erp.customer-synced"
+    KEY_FIELD = "account_id"
+    account_id: str
+    erp_customer_id: str
+    billing_account_id: str
+    action: SyncAction
+    version: int
+
+
+class SubscriptionActivated(Event):
+    TOPIC = "billing.subscription-activated"
+    KEY_FIELD = "subscription_id"
+    subscription_id: str
+    opportunity_id: str
+    account_id: str
+    billing_account_id: str
+    currency: str
+    phases: list[SubscriptionPhase]
+
+
+class InvoicePosted(Event):
+    TOPIC = "erp.invoice-posted"
+    KEY_FIELD = "invoice_id"
+    invoice_id: str
+    document_type: DocumentType = DocumentType.INVOICE
+    document_id: str = ""
+    erp_document_id: str
+    journal_entry_id: str
+    legal_entity: str
+    currency: str
+    journal_lines: list[JournalLine]
+    posted_at: datetime
+
+
+class PaymentApplied(Event):
+    TOPIC = "erp.payment-applied"
+    KEY_FIELD = "payment_id"
+    payment_id: str
+    invoice_id: str | None = None
+    currency: str
+    applied_amount: Decimal
+    unapplied_amount: Decimal
+    invoice_open_after: Decimal | None = None
+    status: PaymentStatus
+    journal_entry_id: str
+    journal_lines: list[JournalLine]
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TOPIC: cls
+    for cls in (
+        AccountUpserted,
+        OpportunityClosed,
+        InvoiceIssued,
+        CreditMemoIssued,
+        PaymentSettled,
+        CustomerSynced,
+        SubscriptionActivated,
+        InvoicePosted,
+        PaymentApplied,
+    )
+}

@@ -1,0 +1,174 @@
+"""One batch of records, one database transaction: inbox, effects, outbox, failures.
+
+Each record runs in a savepoint, so a failing record rolls back alone and is routed to retry or
+dead letters in the same transaction; the batch commits once. An Outage aborts the whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pydantic
+from opentelemetry import trace
+
+from finsync import headers, inbox, outbox, telemetry
+from finsync.errors import (
+    FinsyncError,
+    InvalidEvent,
+    Outage,
+    PermanentError,
+    TransientError,
+    UnexpectedError,
+)
+from finsync.events import Event
+from finsync.failures import RetryPolicy, route_failure
+from finsync.messages import Outgoing, Record
+from finsync.serde import Serde
+from finsync.service import Service
+
+log = logging.getLogger("finsync.processing")
+
+# Lost races between transactions: worth another try.
+_TRANSIENT_DB = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.LockNotAvailable,
+)
+
+
+def classify(exc: Exception) -> FinsyncError:
+    if isinstance(exc, FinsyncError):
+        return exc
+    if isinstance(exc, pydantic.ValidationError):
+        return InvalidEvent(f"event does not match its type: {exc}")
+    if isinstance(exc, _TRANSIENT_DB):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    wrapped = UnexpectedError(f"{type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        service: Service[Any],
+        serde: Serde,
+        policy: RetryPolicy,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.service = service
+        self.serde = serde
+        self.policy = policy
+        self.clock_ms = clock_ms
+
+    def process(self, conn: psycopg.Connection, records: list[Record]) -> Counter[str]:
+        """Take effect for every record exactly once; returns counts by outcome."""
+        counts: Counter[str] = Counter()
+        with conn.transaction():
+            decoded: list[tuple[Record, Event | None, PermanentError | None]] = []
+            for record in records:
+                try:
+                    decoded.append((record, self._decode(record), None))
+                except PermanentError as exc:
+                    decoded.append((record, None, exc))
+            fresh = inbox.claim(
+                conn, self.service.name, [(e.event_id, r.topic) for r, e, _ in decoded if e]
+            )
+            for record, event, error in decoded:
+                if event is None:
+                    assert error is not None
+                    counts[self._fail(conn, record, None, error, "VALUE_CONVERTER")] += 1
+                elif event.event_id not in fresh:
+                    counts["duplicate"] += 1
+                else:
+                    fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
+                    counts[self._handle(conn, record, event)] += 1
+            outbox.notify(conn, self.service.name)
+        return counts
+
+    def _decode(self, record: Record) -> Event:
+        topic = record.topic
+        if topic not in self.service.handlers:  # a retry: decode as the topic it came from
+            topic = record.header_text(headers.RETRY_TOPIC) or topic
+        try:
+            return self.serde.decode(topic, record.value)
+        except pydantic.ValidationError as exc:
+            raise InvalidEvent(f"event does not match its type: {exc}") from exc
+        except KeyError as exc:
+            raise PermanentError(f"no handler or schema for topic {topic!r}") from exc
+
+    def _handle(self, conn: psycopg.Connection, record: Record, event: Event) -> str:
+        handler = self.service.handlers[event.TOPIC]
+        parent = telemetry.extract(record.headers)
+        attributes = {
+            "messaging.destination.name": record.topic,
+            "finsync.event_id": str(event.event_id),
+        }
+        with telemetry.tracer.start_as_current_span(
+            f"{event.TOPIC} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        ):
+            try:
+                with conn.transaction():
+                    published = handler(event, self.service.bind(conn))
+                    trace_headers = telemetry.inject()
+                    outbox.add(
+                        conn,
+                        self.service.name,
+                        [
+                            Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
+                            for e in published
+                        ],
+                    )
+                return "processed"
+            except (Outage, psycopg.OperationalError):
+                raise
+            except Exception as exc:
+                inbox.release(conn, self.service.name, event.event_id)
+                return self._fail(conn, record, event, classify(exc), "TASK_PUT")
+
+    def _fail(
+        self,
+        conn: psycopg.Connection,
+        record: Record,
+        event: Event | None,
+        error: FinsyncError,
+        stage: str,
+    ) -> str:
+        message = route_failure(
+            record,
+            error,
+            service=self.service.name,
+            stage=stage,
+            policy=self.policy,
+            now_ms=self.clock_ms(),
+            trace_id=telemetry.current_trace_id(),
+        )
+        outbox.add(conn, self.service.name, [message])
+        outcome = "retried" if message.topic.endswith(".retry") else "dead-lettered"
+        log.log(
+            logging.INFO if outcome == "retried" else logging.WARNING,
+            "%s %s: %s",
+            outcome,
+            record.topic,
+            error,
+            extra={
+                "event_id": str(event.event_id) if event else None,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_class": type(error).__name__,
+            },
+        )
+        return outcome

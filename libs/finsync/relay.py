@@ -1,0 +1,119 @@
+"""The outbox relay: publishes what services committed, in commit order, then marks it sent.
+
+Woken by NOTIFY on commit rather than a slow poll. An idempotent producer keeps per-key
+order; a crash after producing and before marking sent re-publishes, and consumers dedupe
+by event_id. One relay per service is active at a time (an advisory lock), so order holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+from confluent_kafka import KafkaError, Message, Producer
+
+from finsync import db, inbox, outbox
+from finsync.errors import Outage
+from finsync.settings import Settings
+
+log = logging.getLogger("finsync.relay")
+
+BATCH = 2000
+PRUNE_EVERY_SECONDS = 600
+
+
+def producer(settings: Settings, client_id: str) -> Producer:
+    return Producer(
+        {
+            **settings.kafka_config(),
+            "client.id": client_id,
+            "enable.idempotence": True,  # acks=all, ordered retries without duplicates
+            "linger.ms": 2,
+            "compression.type": "lz4",
+        }
+    )
+
+
+class Relay:
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.producer = producer(settings, f"{service}-relay")
+        self.sent = 0
+
+    def run(self, stop: threading.Event) -> None:
+        wait = 1.0
+        while not stop.is_set():
+            try:
+                self._run_connected(stop)
+            except (Outage, psycopg.OperationalError) as exc:
+                log.error("relay for %s: %s; retrying in %.0fs", self.service, exc, wait)
+                stop.wait(wait)
+                wait = min(wait * 2, 30.0)
+        self.producer.flush(10)
+        log.info("relay stopped", extra={"sent": self.sent})
+
+    def _run_connected(self, stop: threading.Event) -> None:
+        with db.connect(self.settings, autocommit=True) as conn:
+            conn.execute(f"LISTEN {outbox.CHANNEL}")
+            while not stop.is_set() and not self._lock(conn):
+                log.info("another relay for %s is active; standing by", self.service)
+                stop.wait(5)
+            next_prune = 0.0
+            while not stop.is_set():
+                sent = self.publish_pending(conn)
+                if time.monotonic() >= next_prune:
+                    self._prune(conn)
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                if sent < BATCH:
+                    # Sleep until a commit notifies us; the timeout is only a safety net.
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        pass
+            while self.publish_pending(conn) == BATCH:  # drain what was committed before stop
+                pass
+
+    def _lock(self, conn: psycopg.Connection) -> bool:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtext('finsync.relay'), hashtext(%s))", (self.service,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def publish_pending(self, conn: psycopg.Connection) -> int:
+        batch = outbox.pending(conn, self.service, BATCH)
+        if not batch:
+            return 0
+        errors: list[KafkaError] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for item in batch:
+            m = item.message
+            while True:
+                try:
+                    self.producer.produce(
+                        m.topic,
+                        m.value,
+                        m.key,
+                        headers=[(k, v) for k, v in m.headers],
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    self.producer.poll(0.1)
+        remaining = self.producer.flush(60)
+        if remaining or errors:
+            # Nothing is marked sent: the whole batch is produced again, consumers dedupe.
+            raise Outage(f"Kafka did not accept the outbox batch: {errors[:1] or remaining}")
+        outbox.mark_sent(conn, [item.id for item in batch])
+        self.sent += len(batch)
+        return len(batch)
+
+    def _prune(self, conn: psycopg.Connection) -> None:
+        pruned = outbox.prune(conn, self.service)
+        expired = inbox.prune(conn, self.service, self.settings.inbox_retention_days)
+        if pruned or expired:
+            log.info("pruned %d sent outbox rows and %d inbox rows", pruned, expired)

@@ -1,0 +1,100 @@
+"""Settings from the environment: every endpoint and credential is a FINSYNC_* variable.
+
+Defaults are the ecosystem's usual local ones (Kafka 9092, registry 8081, PostgreSQL 5432),
+which is where `finsync stack up` starts the embedded stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _project_root() -> Path:
+    """The checkout this package was installed from (editable install), else the cwd."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    kafka_port: int
+    kafka_controller_port: int
+    registry_port: int
+    postgres_port: int
+    kafka_bootstrap: str
+    registry_url: str
+    database_url: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str
+    kafka_ssl_ca_location: str
+    registry_basic_auth: str
+    topic_partitions: int
+    batch_size: int
+    max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    inbox_retention_days: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return e.get(f"FINSYNC_{name}", default)
+
+        kafka_port = int(get("KAFKA_PORT", "9092"))
+        registry_port = int(get("REGISTRY_PORT", "8081"))
+        postgres_port = int(get("POSTGRES_PORT", "5432"))
+        return cls(
+            home=Path(get("HOME", str(_project_root() / ".finsync"))),
+            kafka_port=kafka_port,
+            kafka_controller_port=int(get("KAFKA_CONTROLLER_PORT", "9093")),
+            registry_port=registry_port,
+            postgres_port=postgres_port,
+            kafka_bootstrap=get("KAFKA_BOOTSTRAP", f"localhost:{kafka_port}"),
+            registry_url=get("REGISTRY_URL", f"http://localhost:{registry_port}/apis/ccompat/v7"),
+            database_url=get(
+                "DATABASE_URL",
+                f"postgresql://finsync:finsync@localhost:{postgres_port}/finsync",
+            ),
+            kafka_security_protocol=get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            kafka_sasl_mechanism=get("KAFKA_SASL_MECHANISM", ""),
+            kafka_sasl_username=get("KAFKA_SASL_USERNAME", ""),
+            kafka_sasl_password=get("KAFKA_SASL_PASSWORD", ""),
+            kafka_ssl_ca_location=get("KAFKA_SSL_CA_LOCATION", ""),
+            registry_basic_auth=get("REGISTRY_BASIC_AUTH", ""),
+            topic_partitions=int(get("TOPIC_PARTITIONS", "3")),
+            batch_size=int(get("BATCH_SIZE", "500")),
+            max_attempts=int(get("MAX_ATTEMPTS", "6")),
+            retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
+            retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
+            inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),
+            log_level=get("LOG_LEVEL", "INFO"),
+        )
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every client: endpoint and security."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = self.kafka_sasl_password
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config
+
+    def registry_config(self) -> dict[str, str]:
+        config = {"url": self.registry_url}
+        if self.registry_basic_auth:
+            config["basic.auth.user.info"] = self.registry_basic_auth
+        return config

@@ -1,0 +1,214 @@
+"""A single-node Apache Kafka broker (KRaft, broker and controller in one JVM) for the local stack.
+
+The jars come from Maven Central through deploy/local/kafka/pom.xml, so no tarball download or
+container is needed; everything else (config, cluster id, data, logs) lives under settings.home.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from finsync.settings import Settings
+from finsync.stack.process import Daemon, StackError, port_open, wait_for
+
+POM = Path(__file__).resolve().parents[3] / "deploy" / "local" / "kafka" / "pom.xml"
+LOG4J2_CONFIG = Path(__file__).with_name("kafka-log4j2.xml")
+START_TIMEOUT = 90.0
+# Lean on purpose: the machine has 2 cores and other JVMs (registry) run beside the broker.
+JVM_OPTS = [
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+]
+
+
+def _dir(settings: Settings) -> Path:
+    return settings.home / "kafka"
+
+
+def _libs(settings: Settings) -> Path:
+    return _dir(settings) / "libs"
+
+
+def _daemon(settings: Settings) -> Daemon:
+    return Daemon("kafka", settings.home / "run")
+
+
+def _java_cp(settings: Settings) -> list[str]:
+    return ["java", *JVM_OPTS, "-cp", f"{_libs(settings)}/*"]
+
+
+def _pom_version() -> str | None:
+    """The Kafka version the pom asks for, so a bumped pom triggers a re-install."""
+    try:
+        found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
+    except FileNotFoundError:
+        return None
+    return found.group(1).strip() if found else None
+
+
+def installed_version(settings: Settings) -> str | None:
+    jars = sorted(_libs(settings).glob("kafka_2.13-*.jar"))
+    return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else None
+
+
+def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
+    # Debian's mvn prints colour resets even in batch mode; they only garble an error message.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def install(settings: Settings, say: Callable[[str], None] = print) -> None:
+    """Copy the broker's jars into settings.home/kafka/libs (a no-op when they are there)."""
+    have, want = installed_version(settings), _pom_version()
+    if have is not None and want in (None, have):
+        return
+    if want is None:
+        raise StackError(f"cannot install Kafka: {POM} not found (needs a source checkout)")
+    if shutil.which("mvn") is None:
+        raise StackError("cannot install Kafka: Maven (mvn) is not on PATH")
+    say(f"installing Kafka {want} jars from Maven Central ...")
+    libs = _libs(settings)
+    # Copy into a scratch dir and rename at the end, so an interrupted copy never looks installed.
+    partial = libs.with_name("libs.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+           f"-DoutputDirectory={partial}"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
+        raise StackError(f"installing Kafka failed ({' '.join(cmd)}):\n{_tail(result)}")
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)
+
+
+def _server_properties(settings: Settings) -> str:
+    controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{settings.kafka_port},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://localhost:{settings.kafka_port},"
+        f"CONTROLLER://{controller}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        # Dynamic quorum (KIP-853): formatted once with --standalone, this node is the only voter.
+        "controller.quorum.bootstrap.servers": controller,
+        "log.dirs": str(_dir(settings) / "data"),
+        # Topics are provisioned by finsync itself; a typo must fail, not create a topic.
+        "auto.create.topics.enable": "false",
+        "num.partitions": str(settings.topic_partitions),
+        # One node: every internal topic has to live with a single replica.
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Fewer internal partitions and threads than the production defaults: faster, lighter.
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.num.partitions": "10",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        # Tests start consumers right away; don't wait 3 s for more group members.
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def _cluster_id(settings: Settings) -> str:
+    """Kept in a file so a re-format (e.g. after wiping data/) reuses the same id."""
+    path = _dir(settings) / "cluster.id"
+    if not path.exists():
+        while True:  # Kafka's own generator also rejects ids that would look like a CLI flag
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cid.startswith("-"):
+                break
+        path.write_text(cid + "\n")
+    return path.read_text().strip()
+
+
+def _format_storage(settings: Settings, config: Path, say: Callable[[str], None]) -> None:
+    if (_dir(settings) / "data" / "meta.properties").exists():
+        return
+    say("formatting Kafka storage (KRaft, single-node quorum) ...")
+    cmd = [*_java_cp(settings), "kafka.tools.StorageTool", "format", "--standalone",
+           "--cluster-id", _cluster_id(settings), "--config", str(config)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"formatting Kafka storage failed:\n{_tail(result)}")
+
+
+def _answers(settings: Settings, timeout: float = 3.0) -> bool:
+    """True once the broker serves metadata (the port alone opens before it is usable)."""
+    if not port_open(settings.kafka_port):
+        return False
+    try:
+        # The {**...} copy widens dict[str, str] to the value type AdminClient is annotated with.
+        metadata = AdminClient({**settings.kafka_config()}).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def _log_tail(daemon: Daemon, lines: int = 30) -> str:
+    """The log's last lines without Java stack frames, which would push the actual error out."""
+    tail = daemon.log_tail(lines * 10).splitlines()
+    return "\n".join([line for line in tail if not line.startswith("\t")][-lines:])
+
+
+def start(settings: Settings, say: Callable[[str], None] = print) -> None:
+    daemon = _daemon(settings)
+    if daemon.pid() is None:
+        for port in (settings.kafka_port, settings.kafka_controller_port):
+            if port_open(port):
+                raise StackError(f"port {port} is taken by a process finsync did not start")
+        install(settings, say)
+        kafka_dir = _dir(settings)
+        kafka_dir.mkdir(parents=True, exist_ok=True)
+        config = kafka_dir / "server.properties"
+        config.write_text(_server_properties(settings))
+        _format_storage(settings, config, say)
+        pid = daemon.start([*_java_cp(settings), "kafka.Kafka", str(config)], cwd=kafka_dir)
+        say(f"starting Kafka {installed_version(settings)} (pid {pid}) ...")
+    elif _answers(settings):
+        return
+
+    def ready() -> bool:
+        if daemon.pid() is None:
+            raise StackError(f"Kafka exited during startup:\n{_log_tail(daemon)}")
+        return _answers(settings)
+
+    if not wait_for(ready, START_TIMEOUT, interval=1.0):
+        tail = _log_tail(daemon)
+        daemon.stop()
+        raise StackError(f"Kafka did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
+    say(f"Kafka is up on {settings.kafka_bootstrap}")
+
+
+def stop(settings: Settings) -> None:
+    _daemon(settings).stop()
+
+
+def status(settings: Settings) -> tuple[bool, str]:
+    pid = _daemon(settings).pid()
+    if pid is None:
+        return False, "stopped"
+    where = f"pid {pid} on {settings.kafka_bootstrap}, Kafka {installed_version(settings)}"
+    if _answers(settings):
+        return True, f"running {where}"
+    return False, f"not answering: {where}"
