@@ -15,9 +15,9 @@ from collections import Counter
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
-from finsync import db
+from finsync import clients, db
 from finsync.errors import Outage
 from finsync.failures import not_before_ms
 from finsync.messages import Record
@@ -28,14 +28,6 @@ from finsync.topics import retry_topic
 log = logging.getLogger("finsync.consumer")
 
 
-def to_record(msg: Message) -> Record:
-    _, ts = msg.timestamp()
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-    assert topic is not None and partition is not None and offset is not None
-    headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in msg.headers() or []]
-    return Record(topic, partition, offset, ts, msg.key(), msg.value(), headers)
-
-
 class ConsumerLoop:
     def __init__(self, processor: BatchProcessor, settings: Settings) -> None:
         self.processor = processor
@@ -44,16 +36,7 @@ class ConsumerLoop:
         self.stats: Counter[str] = Counter()
         self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
         self._conn: psycopg.Connection | None = None
-        self.consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": self.name,
-                "client.id": self.name,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-            }
-        )
+        self.consumer = clients.consumer(settings, self.name)
 
     def run(self, stop: threading.Event) -> None:
         topics = [*self.processor.service.handlers, retry_topic(self.name)]
@@ -64,7 +47,7 @@ class ConsumerLoop:
             while not stop.is_set():
                 self._resume_due()
                 messages = self.consumer.consume(self.settings.batch_size, timeout=0.5)
-                records = [to_record(m) for m in messages if not self._skip(m)]
+                records = [clients.to_record(m) for m in messages if not self._skip(m)]
                 if not records:
                     continue
                 try:

@@ -12,9 +12,9 @@ import threading
 import time
 
 import psycopg
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
-from finsync import db, inbox, outbox
+from finsync import clients, db, inbox, outbox
 from finsync.errors import Outage
 from finsync.settings import Settings
 
@@ -24,23 +24,11 @@ BATCH = 2000
 PRUNE_EVERY_SECONDS = 600
 
 
-def producer(settings: Settings, client_id: str) -> Producer:
-    return Producer(
-        {
-            **settings.kafka_config(),
-            "client.id": client_id,
-            "enable.idempotence": True,  # acks=all, ordered retries without duplicates
-            "linger.ms": 2,
-            "compression.type": "lz4",
-        }
-    )
-
-
 class Relay:
     def __init__(self, service: str, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.producer = producer(settings, f"{service}-relay")
+        self.producer = clients.producer(settings, f"{service}-relay")
         self.sent = 0
 
     def run(self, stop: threading.Event) -> None:

@@ -172,6 +172,7 @@ def _log_tail(daemon: Daemon, lines: int = 30) -> str:
 
 
 def start(settings: Settings, say: Callable[[str], None] = print) -> None:
+    """Install, configure, format (first time only) and start the broker; wait until it answers."""
     daemon = _daemon(settings)
     if daemon.pid() is None:
         for port in (settings.kafka_port, settings.kafka_controller_port):
@@ -201,10 +202,12 @@ def start(settings: Settings, say: Callable[[str], None] = print) -> None:
 
 
 def stop(settings: Settings) -> None:
+    """SIGTERM lets Kafka shut down cleanly (no log recovery on the next start)."""
     _daemon(settings).stop()
 
 
 def status(settings: Settings) -> tuple[bool, str]:
+    """(healthy, one line for humans)."""
     pid = _daemon(settings).pid()
     if pid is None:
         return False, "stopped"

@@ -1,0 +1,216 @@
+"""Dead letters for SREs: read, filter and replay `<service>.dlq`, with an audit trail.
+
+Replaying sends the original key, value and publisher headers to `<service>.retry` (same key,
+so the same partition), due at once and with a fresh set of attempts. The inbox makes a
+second replay of the same dead letter a no-op.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+
+from finsync import clients, db
+from finsync import headers as h
+from finsync.failures import publisher_headers
+from finsync.messages import Outgoing, Record
+from finsync.settings import Settings
+from finsync.topics import dlq_topic, retry_topic
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    service: str
+    record: Record  # as stored on the dead-letter topic
+
+    def _h(self, name: str) -> str:
+        return self.record.header_text(name) or ""
+
+    @property
+    def error_class(self) -> str:
+        return self._h(h.ERR_EXCEPTION_CLASS).rsplit(".", 1)[-1]
+
+    @property
+    def category(self) -> str:
+        return self._h(h.ERR_CLASS)
+
+    @property
+    def reason(self) -> str:
+        return self._h(h.ERR_EXCEPTION_MESSAGE)
+
+    @property
+    def original(self) -> tuple[str, int, int]:
+        return (
+            self._h(h.ERR_TOPIC),
+            int(self._h(h.ERR_PARTITION) or -1),
+            int(self._h(h.ERR_OFFSET) or -1),
+        )
+
+    @property
+    def attempts(self) -> int:
+        return int(self._h(h.ERR_ATTEMPTS) or 0)
+
+    @property
+    def failed_at(self) -> datetime | None:
+        value = self._h(h.ERR_LAST_FAILURE)
+        return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class Filter:
+    error: str | None = None  # exception class name or category (permanent, retries-exhausted)
+    since: datetime | None = None
+    until: datetime | None = None
+    key: str | None = None
+
+    def __call__(self, letter: DeadLetter) -> bool:
+        if self.error and self.error.lower() not in (
+            letter.error_class.lower(),
+            letter.category.lower(),
+        ):
+            return False
+        if self.key is not None and letter.record.key_text != self.key:
+            return False
+        at = letter.failed_at
+        if self.since and (at is None or at < self.since):
+            return False
+        return not (self.until and (at is None or at >= self.until))
+
+
+def read(settings: Settings, service: str) -> Iterator[DeadLetter]:
+    """Every dead letter now on the service's topic, oldest first. Reads only: commits nothing."""
+    topic = dlq_topic(service)
+    consumer = clients.consumer(settings, f"finsync-dlq-reader-{uuid.uuid4()}")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise SystemExit(f"dead-letter topic {topic} does not exist (is {service} a service?)")
+        ends: dict[int, int] = {}
+        starts = []
+        for p in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        if not starts:
+            return
+        consumer.assign(starts)
+        while ends:
+            msg = consumer.poll(5.0)
+            if msg is None:
+                raise SystemExit(f"timed out reading {topic}")
+            if msg.error():
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None
+            yield DeadLetter(service, clients.to_record(msg))
+            if offset + 1 >= ends.get(partition, 0):
+                ends.pop(partition, None)
+    finally:
+        consumer.close()
+
+
+def replay_message(letter: DeadLetter, replay_id: str) -> Outgoing:
+    """The dead letter as a retry that is due now: original bytes, origin kept, attempts reset."""
+    topic, partition, offset = letter.original
+    extra = [
+        (h.RETRY_ATTEMPTS, "0"),
+        (h.RETRY_NOT_BEFORE, "0"),
+        (h.RETRY_TOPIC, topic),
+        (h.RETRY_PARTITION, str(partition)),
+        (h.RETRY_OFFSET, str(offset)),
+        (h.RETRY_TIMESTAMP, letter.record.header_text(h.ERR_TIMESTAMP) or "0"),
+        (h.REPLAY_ID, replay_id),
+    ]
+    return Outgoing(
+        retry_topic(letter.service),
+        letter.record.key,
+        letter.record.value,
+        publisher_headers(letter.record) + [(k, v.encode()) for k, v in extra],
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    letter: DeadLetter
+    outcome: str  # replayed | would-replay | failed: <reason>
+
+
+def replay(
+    settings: Settings,
+    letters: list[DeadLetter],
+    *,
+    by: str | None = None,
+    dry_run: bool = False,
+    rate_per_second: float = 50.0,
+    progress: Callable[[int], None] = lambda _: None,
+) -> list[ReplayResult]:
+    """Send each dead letter back through its service's retry topic, at most
+    `rate_per_second`, and record who replayed what, when, and how it went."""
+    who = by or getpass.getuser()
+    producer = None if dry_run else clients.producer(settings, "finsync-dlq-replay")
+    results: list[ReplayResult] = []
+    interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
+    for i, letter in enumerate(letters):
+        started = time.monotonic()
+        message = replay_message(letter, str(uuid.uuid4()))
+        outcome = "would-replay"
+        if producer is not None:
+            outcome = _send(producer, message)
+        results.append(ReplayResult(letter, outcome))
+        progress(i + 1)
+        pause = interval - (time.monotonic() - started)
+        if pause > 0 and i + 1 < len(letters):
+            time.sleep(pause)
+    _audit(settings, who, results, dry_run)
+    return results
+
+
+def _send(producer: Producer, message: Outgoing) -> str:
+    """Produce one message and wait for Kafka's answer, so the audit tells the truth."""
+    errors: list[str] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer.produce(
+        message.topic,
+        message.value,
+        message.key,
+        headers=[(k, v) for k, v in message.headers],
+        on_delivery=delivered,
+    )
+    if producer.flush(30) or errors:
+        return f"failed: {errors[0] if errors else 'not delivered in 30s'}"
+    return "replayed"
+
+
+def _audit(settings: Settings, who: str, results: list[ReplayResult], dry_run: bool) -> None:
+    with db.connect(settings) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO finsync.replay_audit (replayed_by, service, dlq_topic, dlq_partition, "
+            "dlq_offset, message_key, error_class, target_topic, dry_run, outcome) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    who,
+                    r.letter.service,
+                    r.letter.record.topic,
+                    r.letter.record.partition,
+                    r.letter.record.offset,
+                    r.letter.record.key_text,
+                    r.letter.error_class,
+                    retry_topic(r.letter.service),
+                    dry_run,
+                    r.outcome,
+                )
+                for r in results
+            ],
+        )

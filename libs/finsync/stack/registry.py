@@ -1,0 +1,207 @@
+"""Apicurio Registry for the local stack, serving the Confluent Schema Registry API (ccompat).
+
+The ready-to-run Quarkus distribution is fetched from Maven Central with Maven's dependency
+plugin (no pom needed) and unpacked under settings.home/registry. Storage is Apicurio's SQL
+storage on the stack's PostgreSQL (database `finsync_registry`), so schemas and their ids survive
+restarts; FINSYNC_REGISTRY_STORAGE=mem switches to an in-memory H2 database instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from finsync.settings import Settings
+from finsync.stack.process import Daemon, StackError, port_open, wait_for
+
+VERSION = "3.3.3"
+# 3.3.x publishes only the tar.gz flavour of the `all` distribution (3.0.x also had a zip).
+ARTIFACT = f"io.apicurio:apicurio-registry-app:{VERSION}:tar.gz:all"
+# Pinned: Maven 3.8 would otherwise pick the ancient 2.8 plugin.
+COPY_GOAL = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy"
+DATABASE = "finsync_registry"  # provisioned by finsync.stack.postgres
+CCOMPAT_PATH = "/apis/ccompat/v7"
+MIN_JAVA = 21  # Apicurio 3.3 is compiled for Java 21 (class file version 65)
+START_TIMEOUT = 120.0
+STORAGES = ("sql", "mem")
+# Lean on purpose: 2 cores, and Kafka's JVM runs beside this one.
+JVM_OPTS = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError"]
+
+
+def _dir(settings: Settings) -> Path:
+    return settings.home / "registry" / f"apicurio-registry-{VERSION}"
+
+
+def _daemon(settings: Settings) -> Daemon:
+    return Daemon("registry", settings.home / "run")
+
+
+def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
+    # Debian's mvn prints colour resets even in batch mode; they only garble an error message.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def install(settings: Settings, say: Callable[[str], None] = print) -> None:
+    """Fetch and unpack the distribution (a no-op when it is there)."""
+    target = _dir(settings)
+    if (target / "quarkus-run.jar").exists():
+        return
+    if shutil.which("mvn") is None:
+        raise StackError("cannot install the registry: Maven (mvn) is not on PATH")
+    say(f"installing Apicurio Registry {VERSION} from Maven Central ...")
+    download = target.with_name("download")
+    download.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "mvn",
+        "-B",
+        "-ntp",
+        COPY_GOAL,
+        f"-Dartifact={ARTIFACT}",
+        f"-DoutputDirectory={download}",
+    ]
+    # Run in the empty download dir so no unrelated pom.xml is picked up.
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=download)
+    archive = download / f"apicurio-registry-app-{VERSION}-all.tar.gz"
+    if result.returncode != 0 or not archive.exists():
+        raise StackError(f"fetching the registry failed ({' '.join(cmd)}):\n{_tail(result)}")
+    # Unpack into a scratch dir and rename at the end, so a partial unpack never looks installed.
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(partial, filter="data")
+    if not (partial / "quarkus-run.jar").exists():
+        raise StackError(f"{archive.name} has no quarkus-run.jar at its top level")
+    partial.rename(target)
+    archive.unlink()  # Maven's local repository keeps a copy
+
+
+def _java() -> str:
+    """A java binary of version MIN_JAVA or newer: JAVA_HOME, then PATH, then /usr/lib/jvm."""
+    homes = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
+    if on_path := shutil.which("java"):
+        homes.append(Path(on_path).resolve().parents[1])
+    homes += sorted(Path("/usr/lib/jvm").glob("*/"), reverse=True)
+    for home in homes:
+        try:
+            found = re.search(r'^JAVA_VERSION="(\d+)', (home / "release").read_text(), re.M)
+        except OSError:
+            continue
+        if found and int(found.group(1)) >= MIN_JAVA and (home / "bin" / "java").exists():
+            return str(home / "bin" / "java")
+    raise StackError(f"Apicurio Registry {VERSION} needs Java {MIN_JAVA}+; set JAVA_HOME to one")
+
+
+def _storage_env(settings: Settings, storage: str) -> dict[str, str]:
+    if storage == "mem":
+        return {"APICURIO_STORAGE_KIND": "sql", "APICURIO_STORAGE_SQL_KIND": "h2"}
+    # Server and credentials are the services' own (FINSYNC_DATABASE_URL), the database is not.
+    db = urlsplit(settings.database_url)
+    host, port = db.hostname or "localhost", db.port or 5432
+    if not port_open(port, host):
+        raise StackError(
+            f"registry storage: PostgreSQL is not answering on {host}:{port}; start it first "
+            "(or set FINSYNC_REGISTRY_STORAGE=mem)"
+        )
+    return {
+        "APICURIO_STORAGE_KIND": "sql",
+        "APICURIO_STORAGE_SQL_KIND": "postgresql",
+        "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://{host}:{port}/{DATABASE}",
+        "APICURIO_DATASOURCE_USERNAME": unquote(db.username or ""),
+        "APICURIO_DATASOURCE_PASSWORD": unquote(db.password or ""),
+        # The default pool keeps 20 connections open; a local registry needs a couple.
+        "APICURIO_DATASOURCE_JDBC_INITIAL_SIZE": "2",
+        "APICURIO_DATASOURCE_JDBC_MIN_SIZE": "2",
+        "APICURIO_DATASOURCE_JDBC_MAX_SIZE": "10",
+    }
+
+
+def _env(settings: Settings, storage: str) -> dict[str, str]:
+    return {
+        "QUARKUS_HTTP_HOST": "127.0.0.1",
+        "QUARKUS_HTTP_PORT": str(settings.registry_port),
+        # The management interface (health, metrics) is on by build; keep it off 0.0.0.0:9000.
+        "QUARKUS_MANAGEMENT_HOST": "127.0.0.1",
+        "QUARKUS_MANAGEMENT_PORT": "0",
+        "QUARKUS_HTTP_ACCESS_LOG_ENABLED": "false",
+        "QUARKUS_OTEL_SDK_DISABLED": "true",
+        # Schema ids are content ids, as in Confluent's registry: one id per distinct schema,
+        # shared by every subject that registers it (legacy mode would hand out version ids).
+        "APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED": "false",
+        **_storage_env(settings, storage),
+    }
+
+
+def _answers(settings: Settings) -> bool:
+    url = f"http://127.0.0.1:{settings.registry_port}{CCOMPAT_PATH}/subjects"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _log_tail(daemon: Daemon, lines: int = 30) -> str:
+    """The log's last lines without Java stack frames, which would push the actual error out."""
+    tail = daemon.log_tail(lines * 10).splitlines()
+    return "\n".join([line for line in tail if not line.startswith("\t")][-lines:])
+
+
+def start(
+    settings: Settings, say: Callable[[str], None] = print, storage: str | None = None
+) -> None:
+    """Install and start the registry; wait until its ccompat API answers.
+
+    `storage` is "sql" (PostgreSQL) or "mem"; None reads FINSYNC_REGISTRY_STORAGE (default sql).
+    An already running registry is left as it is, whatever its storage.
+    """
+    storage = storage or os.environ.get("FINSYNC_REGISTRY_STORAGE", "sql")
+    if storage not in STORAGES:
+        raise StackError(f"registry storage must be one of {STORAGES}, not {storage!r}")
+    daemon = _daemon(settings)
+    if daemon.pid() is None:
+        if port_open(settings.registry_port):
+            raise StackError(
+                f"port {settings.registry_port} is taken by a process finsync did not start"
+            )
+        install(settings, say)
+        argv = [_java(), *JVM_OPTS, "-jar", "quarkus-run.jar"]
+        pid = daemon.start(argv, env=_env(settings, storage), cwd=_dir(settings))
+        say(f"starting Apicurio Registry {VERSION} (pid {pid}, storage {storage}) ...")
+    elif _answers(settings):
+        return
+
+    def ready() -> bool:
+        if daemon.pid() is None:
+            raise StackError(f"the registry exited during startup:\n{_log_tail(daemon)}")
+        return _answers(settings)
+
+    if not wait_for(ready, START_TIMEOUT, interval=0.5):
+        tail = _log_tail(daemon)
+        daemon.stop()
+        raise StackError(f"the registry did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
+    say(f"schema registry is up on {settings.registry_url}")
+
+
+def stop(settings: Settings) -> None:
+    """SIGTERM: Quarkus shuts down cleanly in well under a second."""
+    _daemon(settings).stop()
+
+
+def status(settings: Settings) -> tuple[bool, str]:
+    """(healthy, one line for humans)."""
+    pid = _daemon(settings).pid()
+    if pid is None:
+        return False, "stopped"
+    where = f"pid {pid} on {settings.registry_url}, Apicurio Registry {VERSION}"
+    if _answers(settings):
+        return True, f"running {where}"
+    return False, f"not answering: {where}"
