@@ -1,0 +1,231 @@
+"""The `finsync` command: stack, services, publishing and dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from finsync import db, dlq, outbox, provision
+from finsync.errors import Outage
+from finsync.serde import registry_client
+from finsync.settings import Settings
+from finsync.stack.process import StackError
+from finsync.topics import SERVICES
+
+console = Console()
+
+
+def _say(text: str) -> None:
+    console.print(f"[dim]·[/dim] {text}")
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync import stack
+
+    if args.action == "up":
+        stack.up(settings, _say)
+    elif args.action == "down":
+        stack.down(settings)
+    parts = stack.status(settings)
+    for name, healthy, text in parts:
+        mark = "[green]up[/green]" if healthy else "[red]down[/red]"
+        console.print(f"{name:<9} {mark}  {text}")
+    wanted = {"up": True, "down": False}.get(args.action)
+    return 0 if wanted is None or all(h == wanted for _, h, _ in parts) else 1
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = db.migrate(settings)
+    console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    created = provision.create_topics(settings, _say)
+    console.print(f"created {len(created)} topics" if created else "all topics exist")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    problems = provision.check_and_register(registry_client(settings), register=not args.check_only)
+    for p in problems:
+        console.print(f"[red]✗[/red] {p.subject}: {p.reason}")
+    if problems:
+        console.print(
+            "Schema changes must stay BACKWARD compatible: add fields with defaults, "
+            "do not remove or retype fields without a migration."
+        )
+        return 1
+    console.print(f"[green]✓[/green] all schemas are {provision.COMPATIBILITY} compatible")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync.cli.publish import publish
+
+    n = publish(settings, args.topic, Path(args.file))
+    console.print(f"published {n} event(s) to {args.topic}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync import runner
+
+    runner.run(args.service, settings)
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    with db.connect(settings) as conn:
+        backlog = outbox.backlog(conn)
+    for service in SERVICES:
+        console.print(f"{service:<24} {backlog.get(service, 0)} unsent")
+    return 0
+
+
+def _letters(args: argparse.Namespace, settings: Settings) -> list[dlq.DeadLetter]:
+    services = [args.service] if args.service else list(SERVICES)
+    keep = dlq.Filter(error=args.error, since=args.since, until=args.until, key=args.key)
+    return [letter for s in services for letter in dlq.read(settings, s) if keep(letter)]
+
+
+def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    letters = _letters(args, settings)
+    table = Table("service", "at", "partition:offset", "key", "error", "attempts", "reason")
+    for x in letters:
+        at = x.failed_at.strftime("%Y-%m-%d %H:%M:%S") if x.failed_at else ""
+        table.add_row(
+            x.service,
+            at,
+            f"{x.record.partition}:{x.record.offset}",
+            x.record.key_text or "",
+            x.error_class,
+            str(x.attempts),
+            x.reason[:120],
+        )
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    partition, offset = (int(v) for v in args.position.split(":"))
+    for x in dlq.read(settings, args.service):
+        if (x.record.partition, x.record.offset) == (partition, offset):
+            console.print(
+                f"[bold]{x.service}.dlq {partition}:{offset}[/bold]  key={x.record.key_text}"
+            )
+            for k, v in x.record.headers:
+                console.print(f"  {k}: {(v or b'').decode('utf-8', 'replace')}")
+            console.print(f"  value: {len(x.record.value or b'')} bytes")
+            return 0
+    console.print(f"no dead letter at {args.service}.dlq {args.position}")
+    return 1
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    letters = _letters(args, settings)
+    if not letters:
+        console.print("nothing to replay")
+        return 0
+    verb = "would replay" if args.dry_run else "replaying"
+    console.print(f"{verb} {len(letters)} dead letter(s) at most {args.rate}/s")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("replay", total=len(letters))
+        results = dlq.replay(
+            settings,
+            letters,
+            by=args.by,
+            dry_run=args.dry_run,
+            rate_per_second=args.rate,
+            progress=lambda n: bar.update(task, completed=n),
+        )
+    failed = [r for r in results if r.outcome.startswith("failed")]
+    for r in results:
+        console.print(
+            f"  {r.letter.service} {r.letter.record.partition}:{r.letter.record.offset} "
+            f"key={r.letter.record.key_text} -> {r.outcome}"
+        )
+    console.print(f"{len(results) - len(failed)} ok, {len(failed)} failed; audit recorded")
+    return 1 if failed else 0
+
+
+def _time(value: str) -> datetime:
+    t = datetime.fromisoformat(value)
+    return t if t.tzinfo else t.astimezone()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="finsync", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("stack", help="the embedded local stack (PostgreSQL, registry, Kafka)")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.set_defaults(func=cmd_stack)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("topics", help="create missing topics").set_defaults(func=cmd_topics)
+    s = sub.add_parser("schemas", help="register schemas/*.avsc with BACKWARD compatibility")
+    s.add_argument("--check-only", action="store_true", help="check, register nothing")
+    s.set_defaults(func=cmd_schemas)
+
+    s = sub.add_parser("publish", help="validate a JSON event (or array) and publish it as Avro")
+    s.add_argument("topic")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_publish)
+
+    s = sub.add_parser("run", help="run a service (consumer + outbox relay) until SIGTERM")
+    s.add_argument("service", choices=SERVICES)
+    s.set_defaults(func=cmd_run)
+
+    sub.add_parser("outbox", help="unsent outbox messages per service").set_defaults(
+        func=cmd_outbox
+    )
+
+    d = sub.add_parser("dlq", help="inspect and replay dead letters").add_subparsers(
+        dest="action", required=True
+    )
+    for name, func in (("list", cmd_dlq_list), ("replay", cmd_dlq_replay)):
+        s = d.add_parser(name)
+        s.add_argument("--service", choices=SERVICES)
+        s.add_argument(
+            "--error",
+            help="exception class (InvalidEvent) or class of error (permanent, retries-exhausted)",
+        )
+        s.add_argument("--since", type=_time, help="failed at or after (ISO-8601)")
+        s.add_argument("--until", type=_time, help="failed before (ISO-8601)")
+        s.add_argument("--key", help="message key (the business id)")
+        s.set_defaults(func=func)
+        if name == "replay":
+            s.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+            s.add_argument("--rate", type=float, default=50.0, help="messages per second (50)")
+            s.add_argument("--by", help="who replays, for the audit (default: login name)")
+    s = d.add_parser("show")
+    s.add_argument("service", choices=SERVICES)
+    s.add_argument("position", help="PARTITION:OFFSET on the dead-letter topic")
+    s.set_defaults(func=cmd_dlq_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        code: int = args.func(args, settings)
+    except StackError as exc:
+        console.print(f"[red]stack error:[/red] {exc}")
+        return 1
+    except Outage as exc:
+        console.print(f"[red]{exc}[/red]\nIs the stack running? Try `finsync stack status`.")
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Where failed records go, and what they carry with them."""
+
+from finsync import headers as h
+from finsync.errors import DependencyNotReady, InvalidEvent
+from finsync.failures import Origin, RetryPolicy, not_before_ms, route_failure
+from finsync.messages import Record
+
+POLICY = RetryPolicy(max_attempts=3, base_seconds=2, max_seconds=60)
+NOW = 1_800_000_000_000
+
+
+def original():
+    return Record(
+        "billing.invoice-issued",
+        2,
+        41,
+        1_700_000_000_000,
+        b"INV-1",
+        b"\x00\x00\x00\x00\x01avro",
+        [("traceparent", b"00-abc-def-01"), ("publisher", b"\xff\x00raw")],
+    )
+
+
+def route(record, error, now=NOW):
+    return route_failure(
+        record,
+        error,
+        service="invoice-poster",
+        stage="TASK_PUT",
+        policy=POLICY,
+        now_ms=now,
+        trace_id="t" * 32,
+    )
+
+
+def as_record(out, offset=0):
+    return Record(out.topic, 0, offset, NOW, out.key, out.value, out.headers)
+
+
+def test_a_business_invalid_event_is_dead_lettered_at_once_with_the_reason():
+    out = route(original(), InvalidEvent("invoice INV-1 has no lines"))
+    assert out.topic == "invoice-poster.dlq"
+    letter = as_record(out)
+    assert letter.header_text(h.ERR_EXCEPTION_MESSAGE) == "invoice INV-1 has no lines"
+    assert letter.header_text(h.ERR_EXCEPTION_CLASS) == "finsync.errors.InvalidEvent"
+    assert letter.header_text(h.ERR_CLASS) == "permanent"
+    assert letter.header_text(h.ERR_TOPIC) == "billing.invoice-issued"
+    assert letter.header_text(h.ERR_PARTITION) == "2"
+    assert letter.header_text(h.ERR_OFFSET) == "41"
+    assert letter.header_text(h.ERR_ATTEMPTS) == "1"
+    assert letter.header_text(h.ERR_TRACE_ID) == "t" * 32
+
+
+def test_a_dead_letter_keeps_key_value_and_publisher_headers_byte_for_byte():
+    rec = original()
+    out = route(rec, InvalidEvent("bad"))
+    assert (out.key, out.value) == (rec.key, rec.value)
+    assert [x for x in out.headers if not h.is_runtime(x[0])] == rec.headers
+
+
+def test_a_transient_failure_is_retried_with_exponential_backoff_then_dead_lettered():
+    rec = original()
+    first = route(rec, DependencyNotReady("invoice not posted"))
+    assert first.topic == "invoice-poster.retry"
+    assert not_before_ms(as_record(first)) == NOW + 2000
+    second = route(as_record(first, 7), DependencyNotReady("invoice not posted"), now=NOW + 2000)
+    assert second.topic == "invoice-poster.retry"
+    assert not_before_ms(as_record(second)) == NOW + 2000 + 4000
+    third = route(as_record(second, 9), DependencyNotReady("invoice not posted"), now=NOW + 6000)
+    assert third.topic == "invoice-poster.dlq"
+    letter = as_record(third)
+    assert letter.header_text(h.ERR_CLASS) == "retries-exhausted"
+    assert letter.header_text(h.ERR_ATTEMPTS) == "3"
+    # The dead letter points at where the event first arrived, not at the retry topic.
+    assert letter.header_text(h.ERR_TOPIC) == "billing.invoice-issued"
+    assert letter.header_text(h.ERR_OFFSET) == "41"
+    assert letter.header_text(h.ERR_FIRST_FAILURE).startswith("2027-01-15")
+    assert [x for x in third.headers if not h.is_runtime(x[0])] == rec.headers
+
+
+def test_origin_of_a_first_delivery_is_the_record_itself():
+    o = Origin.of(original())
+    assert (o.topic, o.partition, o.offset, o.attempts) == ("billing.invoice-issued", 2, 41, 0)
+
+
+def test_backoff_is_capped():
+    assert RetryPolicy(10, 1, 30).delay_seconds(8) == 30
