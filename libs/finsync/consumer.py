@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from finsync import clients, db
+from finsync import clients, db, faults
 from finsync.errors import Outage
 from finsync.failures import not_before_ms
 from finsync.messages import Record
@@ -79,6 +79,7 @@ class ConsumerLoop:
         if self._conn is None or self._conn.closed:
             self._conn = db.connect(self.settings)
         self.stats.update(self.processor.process(self._conn, ready))
+        faults.pause_at(faults.BEFORE_OFFSET_COMMIT)
         last: dict[tuple[str, int], int] = {}
         for r in ready:
             last[(r.topic, r.partition)] = r.offset

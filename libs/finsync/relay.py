@@ -14,7 +14,7 @@ import time
 import psycopg
 from confluent_kafka import KafkaError, Message
 
-from finsync import clients, db, inbox, outbox
+from finsync import clients, db, faults, inbox, outbox
 from finsync.errors import Outage
 from finsync.settings import Settings
 
@@ -96,6 +96,7 @@ class Relay:
         if remaining or errors:
             # Nothing is marked sent: the whole batch is produced again, consumers dedupe.
             raise Outage(f"Kafka did not accept the outbox batch: {errors[:1] or remaining}")
+        faults.pause_at(faults.BEFORE_MARK_SENT)
         outbox.mark_sent(conn, [item.id for item in batch])
         self.sent += len(batch)
         return len(batch)

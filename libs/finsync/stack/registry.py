@@ -81,7 +81,7 @@ def install(settings: Settings, say: Callable[[str], None] = print) -> None:
     if not (partial / "quarkus-run.jar").exists():
         raise StackError(f"{archive.name} has no quarkus-run.jar at its top level")
     partial.rename(target)
-    archive.unlink()  # Maven's local repository keeps a copy
+    shutil.rmtree(download)  # Maven's local repository keeps a copy of the archive
 
 
 def _java() -> str:

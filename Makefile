@@ -1,0 +1,58 @@
+# finsync — the two commands are `make demo` and `make test`; everything else they need is here.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install up down status lint schemas-check test test-unit test-integration test-e2e demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null && command -v mvn >/dev/null || deploy/local/install-system-packages.sh
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+up: install
+	$(BIN)/finsync stack up
+
+down:
+	@test -x $(BIN)/finsync && $(BIN)/finsync stack down || true
+
+status: install
+	$(BIN)/finsync stack status
+
+lint: install
+	$(BIN)/ruff check libs services tests
+	$(BIN)/ruff format --check libs services tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Registers schemas/*.avsc with BACKWARD compatibility; fails when a change would break a
+# registered version.
+schemas-check: up
+	$(BIN)/finsync schemas
+
+test-unit: install
+	$(PYTEST) tests/unit -q
+
+test-integration: up
+	$(PYTEST) tests/integration -q
+
+test-e2e: up
+	$(PYTEST) tests/e2e -q
+
+test: lint test-unit schemas-check
+	$(PYTEST) tests/integration tests/e2e -q
+
+demo: up
+	$(BIN)/python -m finsync.demo
+
+bench: up
+	$(BIN)/python -m finsync.bench
+
+clean: down
+	rm -rf .finsync
