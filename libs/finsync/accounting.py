@@ -76,6 +76,16 @@ def check_money(currency: str, amounts: dict[str, Decimal]) -> None:
             )
 
 
+def fmt(amount: Decimal, currency: str) -> str:
+    """An amount as a person reads it: `1931.50 EUR`, not Avro's fixed `1931.5000`."""
+    minor = MINOR_UNITS.get(currency)
+    if minor is not None:
+        exact = amount.quantize(Decimal(1).scaleb(-minor))
+        if exact == amount:
+            amount = exact
+    return f"{amount} {currency}"
+
+
 def debit(account: str, amount: Decimal) -> JournalLine:
     """A debit of `amount`; a negative amount is a credit of its absolute value."""
     if amount < 0:

@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -20,6 +19,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from finsync.errors import Outage, UndecodableEvent, UnknownSchema
 from finsync.events import EVENT_TYPES, Event
 from finsync.settings import Settings
+
+try:  # the HTTP client confluent-kafka's registry client uses: httpx2, or httpx on older installs
+    import httpx2 as _http
+except ImportError:  # pragma: no cover
+    import httpx as _http  # type: ignore[no-redef]
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -44,7 +48,7 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
 def _outage(exc: Exception) -> bool:
     if isinstance(exc, SchemaRegistryError):
         return exc.http_status_code >= 500 or exc.http_status_code < 0
-    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
+    return isinstance(exc, _http.TransportError | ConnectionError | TimeoutError)
 
 
 class Serde:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+
 from finsync.adapters.reference_erp import ReferenceErp
 from finsync.events import CreditMemoIssued, InvoiceIssued
 from finsync.ports.erp import Erp

@@ -20,6 +20,7 @@ from finsync.accounting import (
     check_money,
     credit,
     debit,
+    fmt,
     reverse,
 )
 from finsync.errors import InvalidEvent
@@ -51,20 +52,25 @@ def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
     check_money(doc.currency, amounts)
     if len({line.line_id for line in doc.lines}) != len(doc.lines):
         raise InvalidEvent(f"{what} has duplicate line ids")
+    c = doc.currency
     lines_sum = sum((line.amount for line in doc.lines), Decimal(0))
     tax_sum = sum((line.tax_amount for line in doc.lines), Decimal(0))
     if lines_sum != doc.subtotal:
-        raise InvalidEvent(f"{what} lines sum to {lines_sum} but its subtotal is {doc.subtotal}")
+        raise InvalidEvent(
+            f"{what} lines sum to {fmt(lines_sum, c)} but its subtotal is {fmt(doc.subtotal, c)}"
+        )
     if tax_sum != doc.tax_total:
         raise InvalidEvent(
-            f"{what} line taxes sum to {tax_sum} but its tax_total is {doc.tax_total}"
+            f"{what} line taxes sum to {fmt(tax_sum, c)} "
+            f"but its tax_total is {fmt(doc.tax_total, c)}"
         )
     if doc.subtotal + doc.tax_total != doc.total:
         raise InvalidEvent(
-            f"{what} total {doc.total} is not subtotal {doc.subtotal} + tax {doc.tax_total}"
+            f"{what} total {fmt(doc.total, c)} is not subtotal {fmt(doc.subtotal, c)} "
+            f"+ tax {fmt(doc.tax_total, c)}"
         )
     if doc.total <= 0:
-        raise InvalidEvent(f"{what} total must be positive, got {doc.total}")
+        raise InvalidEvent(f"{what} total must be positive, got {fmt(doc.total, c)}")
     for line in doc.lines:
         start, end = line.service_period_start, line.service_period_end
         if start is not None and end is not None and start > end:

@@ -86,8 +86,8 @@ class ReferenceErp:
         ).fetchone()
         if reduced is None:
             raise InvalidEvent(
-                f"credit memo {credit_memo_id} for {amount} exceeds the open amount of invoice "
-                f"{invoice_id}; refunds of paid invoices are not booked by credit memo"
+                f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
+                f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
             )
         self.conn.execute(
             "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, journal_entry_id) "
