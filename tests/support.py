@@ -64,6 +64,10 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 60) -> int:
         assert self.proc is not None
+        print(
+            f"--- {self.log} (last lines) ---\n"
+            + "\n".join(self.log.read_text().splitlines()[-15:])
+        )
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -120,3 +124,44 @@ def publish_raw(
     producer = Producer(settings.kafka_config())
     producer.produce(topic, value, key, headers=headers or [])
     assert producer.flush(30) == 0
+
+
+def lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records on `topics` not yet committed by `group`."""
+    c = Consumer({**settings.kafka_config(), "group.id": group})
+    try:
+        total = 0
+        for topic in topics:
+            parts = [
+                TopicPartition(topic, p)
+                for p in c.list_topics(topic, timeout=10).topics[topic].partitions
+            ]
+            for tp in c.committed(parts, timeout=10):
+                _, high = c.get_watermark_offsets(tp, timeout=10)
+                total += high - max(tp.offset, 0)
+        return total
+    finally:
+        c.close()
+
+
+def unsent(settings: Settings, service: str) -> int:
+    import psycopg
+
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM finsync.outbox WHERE service = %s AND sent_at IS NULL", (service,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> None:
+    """Run the service until it has caught up with its topics and its outbox is empty."""
+    service = ServiceProcess(name, log_dir).start()
+    try:
+        eventually(
+            lambda: lag(settings, name, topics) == 0 and unsent(settings, name) == 0,
+            120,
+            f"{name} to catch up",
+        )
+    finally:
+        service.stop()

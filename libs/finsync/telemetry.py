@@ -52,6 +52,8 @@ def setup(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for chatty in ("httpx", "httpx2"):  # one INFO line per registry request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if os.environ.get("FINSYNC_OTEL_EXPORTER") == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
