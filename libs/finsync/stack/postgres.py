@@ -2,8 +2,8 @@
 
 initdb and the server refuse to run as root, so as root the cluster belongs to the
 `postgres` system user (created by Debian's package) and its commands run through runuser.
-The cluster holds two databases owned by role `finsync`: `finsync` (services, reference ERP)
-and `finsync_registry` (the schema registry's storage).
+The cluster holds the databases of role `finsync`: `finsync` (services, reference ERP),
+`finsync_registry` (the schema registry's storage) and `finsync_bench` (`make bench`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from finsync.settings import Settings
 from finsync.stack.process import StackError, port_open
 
-DATABASES = ("finsync", "finsync_registry")
+DATABASES = ("finsync", "finsync_registry", "finsync_bench")
 ROLE, PASSWORD = "finsync", "finsync"
 SYSTEM_USER = "postgres"
 
