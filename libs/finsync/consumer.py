@@ -27,6 +27,8 @@ from finsync.topics import retry_topic
 
 log = logging.getLogger("finsync.consumer")
 
+BATCH_WAIT = 0.05  # seconds
+
 
 class ConsumerLoop:
     def __init__(self, processor: BatchProcessor, settings: Settings) -> None:
@@ -46,7 +48,8 @@ class ConsumerLoop:
         try:
             while not stop.is_set():
                 self._resume_due()
-                messages = self.consumer.consume(self.settings.batch_size, timeout=0.5)
+                # A short wait: a full batch under load, and little added latency when quiet.
+                messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
                 records = [clients.to_record(m) for m in messages if not self._skip(m)]
                 if not records:
                     continue

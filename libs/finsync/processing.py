@@ -53,6 +53,9 @@ def classify(exc: Exception) -> FinsyncError:
     return wrapped
 
 
+Decoded = tuple[Record, Event | None, PermanentError | None]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -71,15 +74,34 @@ class BatchProcessor:
         self.clock_ms = clock_ms
 
     def process(self, conn: psycopg.Connection, records: list[Record]) -> Counter[str]:
-        """Take effect for every record exactly once; returns counts by outcome."""
+        """Take effect for every record exactly once; returns counts by outcome.
+
+        Optimistic first: the whole batch in one transaction, no savepoints. If any record
+        fails, that transaction is rolled back and the batch is redone with a savepoint per
+        record, so the failing one is routed alone and the others still take effect.
+        """
+        decoded = [self._decode_or_error(r) for r in records]
+        try:
+            return self._apply(conn, decoded, isolate=False)
+        except (Outage, psycopg.OperationalError):
+            raise
+        except Exception as exc:
+            log.info("a record failed (%s); redoing the batch record by record", exc)
+            return self._apply(conn, decoded, isolate=True)
+
+    def _decode_or_error(self, record: Record) -> Decoded:
+        try:
+            return record, self._decode(record), None
+        except PermanentError as exc:
+            return record, None, exc
+
+    def _apply(
+        self, conn: psycopg.Connection, decoded: list[Decoded], isolate: bool
+    ) -> Counter[str]:
         counts: Counter[str] = Counter()
-        with conn.transaction():
-            decoded: list[tuple[Record, Event | None, PermanentError | None]] = []
-            for record in records:
-                try:
-                    decoded.append((record, self._decode(record), None))
-                except PermanentError as exc:
-                    decoded.append((record, None, exc))
+        # Pipeline mode sends statements without waiting for each one; it waits only where a
+        # result is read (the inbox claim, a duplicate check) or a savepoint ends.
+        with conn.pipeline(), conn.transaction():
             fresh = inbox.claim(
                 conn, self.service.name, [(e.event_id, r.topic) for r, e, _ in decoded if e]
             )
@@ -91,7 +113,7 @@ class BatchProcessor:
                     counts["duplicate"] += 1
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                    counts[self._handle(conn, record, event)] += 1
+                    counts[self._handle(conn, record, event, isolate)] += 1
             outbox.notify(conn, self.service.name)
         return counts
 
@@ -106,8 +128,7 @@ class BatchProcessor:
         except KeyError as exc:
             raise PermanentError(f"no handler or schema for topic {topic!r}") from exc
 
-    def _handle(self, conn: psycopg.Connection, record: Record, event: Event) -> str:
-        handler = self.service.handlers[event.TOPIC]
+    def _handle(self, conn: psycopg.Connection, record: Record, event: Event, isolate: bool) -> str:
         parent = telemetry.extract(record.headers)
         attributes = {
             "messaging.destination.name": record.topic,
@@ -119,24 +140,30 @@ class BatchProcessor:
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
         ):
+            if not isolate:
+                self._take_effect(conn, event)
+                return "processed"
             try:
-                with conn.transaction():
-                    published = handler(event, self.service.bind(conn))
-                    trace_headers = telemetry.inject()
-                    outbox.add(
-                        conn,
-                        self.service.name,
-                        [
-                            Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
-                            for e in published
-                        ],
-                    )
+                with conn.transaction():  # a savepoint: a failure rolls back this record only
+                    self._take_effect(conn, event)
                 return "processed"
             except (Outage, psycopg.OperationalError):
                 raise
             except Exception as exc:
                 inbox.release(conn, self.service.name, event.event_id)
                 return self._fail(conn, record, event, classify(exc), "TASK_PUT")
+
+    def _take_effect(self, conn: psycopg.Connection, event: Event) -> None:
+        published = self.service.handlers[event.TOPIC](event, self.service.bind(conn))
+        trace_headers = telemetry.inject()
+        outbox.add(
+            conn,
+            self.service.name,
+            [
+                Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
+                for e in published
+            ],
+        )
 
     def _fail(
         self,
