@@ -34,6 +34,12 @@ class Event(BaseModel):
     def key(self) -> str:
         return str(getattr(self, self.KEY_FIELD))
 
+    @property
+    def document_key(self) -> str:
+        """The business idempotency key: the same document re-sent under a new event_id
+        has the same one, so it takes effect once."""
+        return f"{self.TOPIC}:{self.key}"
+
     def follow(self, cls: type[E], source: str, **fields: object) -> E:
         """A new event caused by this one, in the same business transaction."""
         return cls(
@@ -122,6 +128,10 @@ class AccountUpserted(Event):
     parent_account_id: str | None = None
     legal_entity: str
     version: int
+
+    @property
+    def document_key(self) -> str:
+        return f"{self.TOPIC}:{self.account_id}:v{self.version}"  # each version is a document
 
 
 class OpportunityClosed(Event):

@@ -1,4 +1,5 @@
-"""Inbox: (service, event_id) recorded in the effect's transaction, so a redelivery is a no-op."""
+"""Inbox: (service, event_id) recorded in the effect's transaction, so a redelivery is a no-op;
+(service, document_key) too, so a document re-sent under a new event_id is one as well."""
 
 from __future__ import annotations
 
@@ -6,18 +7,24 @@ import uuid
 
 import psycopg
 
+from finsync.events import Event
 
-def claim(
-    conn: psycopg.Connection, service: str, events: list[tuple[uuid.UUID, str]]
-) -> set[uuid.UUID]:
-    """Record the events; returns those not seen before (the ones to take effect for)."""
+
+def claim(conn: psycopg.Connection, service: str, events: list[Event]) -> set[uuid.UUID]:
+    """Record the events; returns the ids of those whose event and document were not seen
+    before (the ones to take effect for). One statement for the whole batch."""
     if not events:
         return set()
     rows = conn.execute(
-        "INSERT INTO finsync.inbox (service, event_id, topic) "
-        "SELECT %s, e, t FROM unnest(%s::uuid[], %s::text[]) AS x(e, t) "
+        "INSERT INTO finsync.inbox (service, event_id, topic, document_key) "
+        "SELECT %s, e, t, d FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS x(e, t, d) "
         "ON CONFLICT DO NOTHING RETURNING event_id",
-        (service, [e for e, _ in events], [t for _, t in events]),
+        (
+            service,
+            [e.event_id for e in events],
+            [e.TOPIC for e in events],
+            [e.document_key for e in events],
+        ),
     ).fetchall()
     return {r[0] for r in rows}
 

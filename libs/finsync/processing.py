@@ -48,6 +48,9 @@ def classify(exc: Exception) -> FinsyncError:
         return InvalidEvent(f"event does not match its type: {exc}")
     if isinstance(exc, _TRANSIENT_DB):
         return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        # The downstream system's own idempotency key: this document took effect before.
+        return PermanentError(f"already took effect: {exc.diag.message_detail or exc}")
     wrapped = UnexpectedError(f"{type(exc).__name__}: {exc}")
     wrapped.__cause__ = exc
     return wrapped
@@ -99,12 +102,10 @@ class BatchProcessor:
         self, conn: psycopg.Connection, decoded: list[Decoded], isolate: bool
     ) -> Counter[str]:
         counts: Counter[str] = Counter()
-        # Pipeline mode sends statements without waiting for each one; it waits only where a
-        # result is read (the inbox claim, a duplicate check) or a savepoint ends.
+        # Pipeline mode sends statements without waiting for each one, so the database works
+        # while Python goes on; it waits only where a result is read or a savepoint ends.
         with conn.pipeline(), conn.transaction():
-            fresh = inbox.claim(
-                conn, self.service.name, [(e.event_id, r.topic) for r, e, _ in decoded if e]
-            )
+            fresh = inbox.claim(conn, self.service.name, [e for _, e, _ in decoded if e])
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None

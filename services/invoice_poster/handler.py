@@ -31,8 +31,6 @@ def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
         open_amount=invoice.total,
     )
     posted = erp.post_invoice(item, journal)
-    if posted is None:  # the same invoice re-sent under a new event id: it took effect already
-        return []
     return [_posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal.lines)]
 
 
@@ -45,8 +43,6 @@ def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
         )
     journal = credit_memo_journal(memo, invoice.currency, invoice.legal_entity)
     posted = erp.post_credit_memo(memo.credit_memo_id, memo.invoice_id, memo.total, journal)
-    if posted is None:
-        return []
     return [_posted(memo, DocumentType.CREDIT_MEMO, memo.credit_memo_id, posted, journal.lines)]
 
 

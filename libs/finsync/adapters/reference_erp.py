@@ -7,7 +7,7 @@ nothing; the database itself refuses an unbalanced or altered journal.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -21,17 +21,22 @@ class ReferenceErp:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
 
-    def _post_journal(self, journal: Journal) -> tuple[str, datetime] | None:
-        entry_id = f"JE-{uuid.uuid4().hex[:20]}"
-        row = self.conn.execute(
+    def _post_journal(self, journal: Journal) -> tuple[str, datetime]:
+        # Ids and time are made here, so nothing waits for the database to answer.
+        entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
+        self.conn.execute(
             "INSERT INTO erp.journal_entries "
-            "(entry_id, idempotency_key, legal_entity, currency, description) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING "
-            "RETURNING posted_at",
-            (entry_id, journal.key, journal.legal_entity, journal.currency, journal.description),
-        ).fetchone()
-        if row is None:
-            return None
+            "(entry_id, idempotency_key, legal_entity, currency, description, posted_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                entry_id,
+                journal.key,
+                journal.legal_entity,
+                journal.currency,
+                journal.description,
+                posted_at,
+            ),
+        )
         # One statement, so the balance trigger sees the whole entry at once.
         self.conn.execute(
             "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
@@ -44,13 +49,10 @@ class ReferenceErp:
                 [x.credit for x in journal.lines],
             ),
         )
-        return entry_id, row[0]
+        return entry_id, posted_at
 
-    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted | None:
-        posted = self._post_journal(journal)
-        if posted is None:
-            return None
-        entry_id, posted_at = posted
+    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
+        entry_id, posted_at = self._post_journal(journal)
         document_id = f"AR-{item.invoice_id}"
         self.conn.execute(
             "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, account_id, "
@@ -74,11 +76,7 @@ class ReferenceErp:
 
     def post_credit_memo(
         self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
-    ) -> Posted | None:
-        posted = self._post_journal(journal)
-        if posted is None:
-            return None
-        entry_id, posted_at = posted
+    ) -> Posted:
         reduced = self.conn.execute(
             "UPDATE erp.ar_open_items SET open_amount = open_amount - %s "
             "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
@@ -89,6 +87,7 @@ class ReferenceErp:
                 f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
                 f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
             )
+        entry_id, posted_at = self._post_journal(journal)
         self.conn.execute(
             "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, journal_entry_id) "
             "VALUES (%s, %s, %s, %s)",

@@ -2,12 +2,16 @@
 CREATE SCHEMA IF NOT EXISTS finsync;
 
 -- One row per event a service has taken effect for; written in the effect's transaction.
+-- document_key is the business idempotency key (e.g. the invoice id): a document re-sent under
+-- a new event_id conflicts here and takes effect once.
 CREATE TABLE finsync.inbox (
     service      text        NOT NULL,
     event_id     uuid        NOT NULL,
     topic        text        NOT NULL,
+    document_key text        NOT NULL,
     processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (service, event_id)
+    PRIMARY KEY (service, event_id),
+    UNIQUE (service, document_key)
 );
 CREATE INDEX inbox_processed_at ON finsync.inbox (processed_at);
 

@@ -46,20 +46,21 @@ CREATE TABLE erp.journal_lines (
     PRIMARY KEY (entry_id, line_no)
 );
 
--- Checked once per statement: lines are inserted in one statement per entry.
+-- Checked once per statement (lines of an entry are inserted in one statement), each entry
+-- looked up by its primary key so the check stays cheap as the ledger grows.
 CREATE FUNCTION erp.check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    bad text;
+    entry text;
+    difference numeric;
 BEGIN
-    SELECT l.entry_id INTO bad
-      FROM erp.journal_lines l
-     WHERE l.entry_id IN (SELECT DISTINCT entry_id FROM new_lines)
-     GROUP BY l.entry_id
-    HAVING sum(l.debit) <> sum(l.credit)
-     LIMIT 1;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'journal entry % is not balanced', bad USING ERRCODE = 'check_violation';
-    END IF;
+    FOR entry IN SELECT DISTINCT entry_id FROM new_lines LOOP
+        SELECT sum(debit) - sum(credit) INTO difference
+          FROM erp.journal_lines WHERE entry_id = entry;
+        IF difference <> 0 THEN
+            RAISE EXCEPTION 'journal entry % is not balanced (debits - credits = %)', entry, difference
+                USING ERRCODE = 'check_violation';
+        END IF;
+    END LOOP;
     RETURN NULL;
 END $$;
 CREATE TRIGGER journal_balanced AFTER INSERT ON erp.journal_lines

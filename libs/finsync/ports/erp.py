@@ -33,13 +33,14 @@ class Posted:
 
 
 class Erp(Protocol):
-    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted | None:
-        """Open the AR item and post its journal; None if this invoice was posted before."""
+    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
+        """Open the AR item and post its journal. The ERP rejects a second post of the same
+        invoice (its idempotency key)."""
 
     def post_credit_memo(
         self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
-    ) -> Posted | None:
-        """Reduce the invoice's open amount and post the journal; None if posted before."""
+    ) -> Posted:
+        """Reduce the invoice's open amount and post the journal; rejects a second post."""
 
     def open_item(self, invoice_id: str) -> OpenItem | None:
         """The invoice's AR item, None if the invoice is not posted (yet)."""
