@@ -102,6 +102,7 @@ class BatchProcessor:
         self, conn: psycopg.Connection, decoded: list[Decoded], isolate: bool
     ) -> Counter[str]:
         counts: Counter[str] = Counter()
+        out: list[Outgoing] = []  # what the batch publishes, written to the outbox at once
         # Pipeline mode sends statements without waiting for each one, so the database works
         # while Python goes on; it waits only where a result is read or a savepoint ends.
         with conn.pipeline(), conn.transaction():
@@ -109,12 +110,13 @@ class BatchProcessor:
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None
-                    counts[self._fail(conn, record, None, error, "VALUE_CONVERTER")] += 1
+                    counts[self._fail(record, None, error, "VALUE_CONVERTER", out)] += 1
                 elif event.event_id not in fresh:
                     counts["duplicate"] += 1
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                    counts[self._handle(conn, record, event, isolate)] += 1
+                    counts[self._handle(conn, record, event, isolate, out)] += 1
+            outbox.add(conn, self.service.name, out)
             outbox.notify(conn, self.service.name)
         return counts
 
@@ -129,7 +131,14 @@ class BatchProcessor:
         except KeyError as exc:
             raise PermanentError(f"no handler or schema for topic {topic!r}") from exc
 
-    def _handle(self, conn: psycopg.Connection, record: Record, event: Event, isolate: bool) -> str:
+    def _handle(
+        self,
+        conn: psycopg.Connection,
+        record: Record,
+        event: Event,
+        isolate: bool,
+        out: list[Outgoing],
+    ) -> str:
         parent = telemetry.extract(record.headers)
         attributes = {
             "messaging.destination.name": record.topic,
@@ -142,37 +151,34 @@ class BatchProcessor:
             attributes=attributes,
         ):
             if not isolate:
-                self._take_effect(conn, event)
+                out += self._take_effect(conn, event)
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
-                    self._take_effect(conn, event)
+                    published = self._take_effect(conn, event)
+                out += published
                 return "processed"
             except (Outage, psycopg.OperationalError):
                 raise
             except Exception as exc:
                 inbox.release(conn, self.service.name, event.event_id)
-                return self._fail(conn, record, event, classify(exc), "TASK_PUT")
+                return self._fail(record, event, classify(exc), "TASK_PUT", out)
 
-    def _take_effect(self, conn: psycopg.Connection, event: Event) -> None:
+    def _take_effect(self, conn: psycopg.Connection, event: Event) -> list[Outgoing]:
         published = self.service.handlers[event.TOPIC](event, self.service.bind(conn))
         trace_headers = telemetry.inject()
-        outbox.add(
-            conn,
-            self.service.name,
-            [
-                Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
-                for e in published
-            ],
-        )
+        return [
+            Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
+            for e in published
+        ]
 
     def _fail(
         self,
-        conn: psycopg.Connection,
         record: Record,
         event: Event | None,
         error: FinsyncError,
         stage: str,
+        out: list[Outgoing],
     ) -> str:
         message = route_failure(
             record,
@@ -183,7 +189,7 @@ class BatchProcessor:
             now_ms=self.clock_ms(),
             trace_id=telemetry.current_trace_id(),
         )
-        outbox.add(conn, self.service.name, [message])
+        out.append(message)
         outcome = "retried" if message.topic.endswith(".retry") else "dead-lettered"
         log.log(
             logging.INFO if outcome == "retried" else logging.WARNING,

@@ -21,13 +21,25 @@ class ReferenceErp:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
 
-    def _post_journal(self, journal: Journal) -> tuple[str, datetime]:
-        # Ids and time are made here, so nothing waits for the database to answer.
+    def _post_with_journal(
+        self, journal: Journal, document_sql: str, document_params: tuple[object, ...]
+    ) -> tuple[str, datetime]:
+        """Post the journal and write the document that refers to it, in one statement.
+
+        `document_sql` is an INSERT whose last parameter is the journal entry id. Ids and time
+        are made here and nothing is read back, so the caller never waits for the database.
+        The lines go in one INSERT, so the balance trigger sees the whole entry at once.
+        """
         entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
         self.conn.execute(
-            "INSERT INTO erp.journal_entries "
-            "(entry_id, idempotency_key, legal_entity, currency, description, posted_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "WITH entry AS ("
+            " INSERT INTO erp.journal_entries"
+            " (entry_id, idempotency_key, legal_entity, currency, description, posted_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)),"
+            " lines AS ("
+            " INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit)"
+            " SELECT %s, n, a, d, c FROM unnest(%s::text[], %s::numeric[], %s::numeric[])"
+            " WITH ORDINALITY AS x(a, d, c, n)) " + document_sql,
             (
                 entry_id,
                 journal.key,
@@ -35,26 +47,20 @@ class ReferenceErp:
                 journal.currency,
                 journal.description,
                 posted_at,
-            ),
-        )
-        # One statement, so the balance trigger sees the whole entry at once.
-        self.conn.execute(
-            "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
-            "SELECT %s, n, a, d, c FROM unnest(%s::text[], %s::numeric[], %s::numeric[]) "
-            "WITH ORDINALITY AS x(a, d, c, n)",
-            (
                 entry_id,
                 [x.account_code for x in journal.lines],
                 [x.debit for x in journal.lines],
                 [x.credit for x in journal.lines],
+                *document_params,
+                entry_id,
             ),
         )
         return entry_id, posted_at
 
     def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
-        entry_id, posted_at = self._post_journal(journal)
         document_id = f"AR-{item.invoice_id}"
-        self.conn.execute(
+        entry_id, posted_at = self._post_with_journal(
+            journal,
             "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, account_id, "
             "legal_entity, currency, issued_on, due_on, original_amount, open_amount, "
             "journal_entry_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -69,7 +75,6 @@ class ReferenceErp:
                 item.due_on,
                 item.original_amount,
                 item.open_amount,
-                entry_id,
             ),
         )
         return Posted(document_id, entry_id, posted_at)
@@ -87,11 +92,11 @@ class ReferenceErp:
                 f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
                 f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
             )
-        entry_id, posted_at = self._post_journal(journal)
-        self.conn.execute(
+        entry_id, posted_at = self._post_with_journal(
+            journal,
             "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, journal_entry_id) "
             "VALUES (%s, %s, %s, %s)",
-            (credit_memo_id, invoice_id, amount, entry_id),
+            (credit_memo_id, invoice_id, amount),
         )
         return Posted(f"CM-{credit_memo_id}", entry_id, posted_at)
 
