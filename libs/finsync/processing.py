@@ -59,6 +59,13 @@ def classify(exc: Exception) -> FinsyncError:
 Decoded = tuple[Record, Event | None, PermanentError | None]
 
 
+def _flush(uow: Any) -> None:
+    """Dependencies that buffer their writes send them now, before the transaction commits."""
+    flush = getattr(uow, "flush", None)
+    if flush is not None:
+        flush()
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -106,6 +113,7 @@ class BatchProcessor:
         # Pipeline mode sends statements without waiting for each one, so the database works
         # while Python goes on; it waits only where a result is read or a savepoint ends.
         with conn.pipeline(), conn.transaction():
+            uow = None if isolate else self.service.bind(conn)  # one for the whole batch
             fresh = inbox.claim(conn, self.service.name, [e for _, e, _ in decoded if e])
             for record, event, error in decoded:
                 if event is None:
@@ -115,7 +123,8 @@ class BatchProcessor:
                     counts["duplicate"] += 1
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                    counts[self._handle(conn, record, event, isolate, out)] += 1
+                    counts[self._handle(conn, record, event, uow, out)] += 1
+            _flush(uow)
             outbox.add(conn, self.service.name, out)
             outbox.notify(conn, self.service.name)
         return counts
@@ -136,9 +145,11 @@ class BatchProcessor:
         conn: psycopg.Connection,
         record: Record,
         event: Event,
-        isolate: bool,
+        uow: Any,
         out: list[Outgoing],
     ) -> str:
+        """Apply one record: inside the batch's unit of work, or — when `uow` is None, after a
+        failure in the batch — in a savepoint with a unit of work of its own."""
         parent = telemetry.extract(record.headers)
         attributes = {
             "messaging.destination.name": record.topic,
@@ -150,12 +161,14 @@ class BatchProcessor:
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
         ):
-            if not isolate:
-                out += self._take_effect(conn, event)
+            if uow is not None:
+                out += self._take_effect(event, uow)
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
-                    published = self._take_effect(conn, event)
+                    own = self.service.bind(conn)
+                    published = self._take_effect(event, own)
+                    _flush(own)
                 out += published
                 return "processed"
             except (Outage, psycopg.OperationalError):
@@ -164,8 +177,8 @@ class BatchProcessor:
                 inbox.release(conn, self.service.name, event.event_id)
                 return self._fail(record, event, classify(exc), "TASK_PUT", out)
 
-    def _take_effect(self, conn: psycopg.Connection, event: Event) -> list[Outgoing]:
-        published = self.service.handlers[event.TOPIC](event, self.service.bind(conn))
+    def _take_effect(self, event: Event, uow: Any) -> list[Outgoing]:
+        published = self.service.handlers[event.TOPIC](event, uow)
         trace_headers = telemetry.inject()
         return [
             Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)

@@ -21,6 +21,8 @@ Handler = Callable[[Any, U], Sequence[Event]]
 class Service(Generic[U]):
     name: str  # also the consumer group: renaming it re-consumes everything
     handlers: Mapping[str, Handler[U]]
+    # Builds the handlers' dependencies on the batch's connection, once per batch. If they
+    # buffer writes, they expose flush(), which the runtime calls before committing.
     bind: Callable[[psycopg.Connection], U]
 
     @property

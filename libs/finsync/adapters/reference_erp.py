@@ -18,28 +18,21 @@ from finsync.ports.erp import OpenItem, Posted
 
 
 class ReferenceErp:
+    """Writes are buffered and sent in a few multi-row statements by flush(), which the runtime
+    calls before a batch (or, after a failure, each record) commits, and which runs before
+    every read, so reads see what this unit of work wrote."""
+
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        self._entries: list[tuple[object, ...]] = []
+        self._lines: list[tuple[object, ...]] = []
+        self._open_items: list[tuple[object, ...]] = []
+        self._credits: list[tuple[object, ...]] = []
 
-    def _post_with_journal(
-        self, journal: Journal, document_sql: str, document_params: tuple[object, ...]
-    ) -> tuple[str, datetime]:
-        """Post the journal and write the document that refers to it, in one statement.
-
-        `document_sql` is an INSERT whose last parameter is the journal entry id. Ids and time
-        are made here and nothing is read back, so the caller never waits for the database.
-        The lines go in one INSERT, so the balance trigger sees the whole entry at once.
-        """
+    def _journal(self, journal: Journal) -> tuple[str, datetime]:
+        # Ids and time are made here, so nothing waits for the database to answer.
         entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
-        self.conn.execute(
-            "WITH entry AS ("
-            " INSERT INTO erp.journal_entries"
-            " (entry_id, idempotency_key, legal_entity, currency, description, posted_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)),"
-            " lines AS ("
-            " INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit)"
-            " SELECT %s, n, a, d, c FROM unnest(%s::text[], %s::numeric[], %s::numeric[])"
-            " WITH ORDINALITY AS x(a, d, c, n)) " + document_sql,
+        self._entries.append(
             (
                 entry_id,
                 journal.key,
@@ -47,23 +40,17 @@ class ReferenceErp:
                 journal.currency,
                 journal.description,
                 posted_at,
-                entry_id,
-                [x.account_code for x in journal.lines],
-                [x.debit for x in journal.lines],
-                [x.credit for x in journal.lines],
-                *document_params,
-                entry_id,
-            ),
+            )
         )
+        self._lines += [
+            (entry_id, n, x.account_code, x.debit, x.credit) for n, x in enumerate(journal.lines, 1)
+        ]
         return entry_id, posted_at
 
     def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
+        entry_id, posted_at = self._journal(journal)
         document_id = f"AR-{item.invoice_id}"
-        entry_id, posted_at = self._post_with_journal(
-            journal,
-            "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, account_id, "
-            "legal_entity, currency, issued_on, due_on, original_amount, open_amount, "
-            "journal_entry_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        self._open_items.append(
             (
                 document_id,
                 item.invoice_id,
@@ -75,13 +62,15 @@ class ReferenceErp:
                 item.due_on,
                 item.original_amount,
                 item.open_amount,
-            ),
+                entry_id,
+            )
         )
         return Posted(document_id, entry_id, posted_at)
 
     def post_credit_memo(
         self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
     ) -> Posted:
+        self.flush()
         reduced = self.conn.execute(
             "UPDATE erp.ar_open_items SET open_amount = open_amount - %s "
             "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
@@ -92,18 +81,47 @@ class ReferenceErp:
                 f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
                 f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
             )
-        entry_id, posted_at = self._post_with_journal(
-            journal,
-            "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, journal_entry_id) "
-            "VALUES (%s, %s, %s, %s)",
-            (credit_memo_id, invoice_id, amount),
-        )
+        entry_id, posted_at = self._journal(journal)
+        self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
         return Posted(f"CM-{credit_memo_id}", entry_id, posted_at)
 
     def open_item(self, invoice_id: str) -> OpenItem | None:
+        self.flush()
         row = self.conn.execute(
             "SELECT invoice_id, invoice_number, account_id, legal_entity, currency, issued_on, "
             "due_on, original_amount, open_amount FROM erp.ar_open_items WHERE invoice_id = %s",
             (invoice_id,),
         ).fetchone()
         return None if row is None else OpenItem(*row)
+
+    def flush(self) -> None:
+        if not self._entries:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
+                "currency, description, posted_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                self._entries,
+            )
+            # All lines in one statement, so the balance trigger sees whole entries.
+            cur.execute(
+                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
+                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
+                "%s::numeric[])",
+                [list(column) for column in zip(*self._lines, strict=True)],
+            )
+            if self._open_items:
+                cur.executemany(
+                    "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, "
+                    "account_id, legal_entity, currency, issued_on, due_on, original_amount, "
+                    "open_amount, journal_entry_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    self._open_items,
+                )
+            if self._credits:
+                cur.executemany(
+                    "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, "
+                    "journal_entry_id) VALUES (%s, %s, %s, %s)",
+                    self._credits,
+                )
+        self._entries, self._lines, self._open_items, self._credits = [], [], [], []
