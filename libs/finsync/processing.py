@@ -1,7 +1,9 @@
 """One batch of records, one database transaction: inbox, effects, outbox, failures.
 
-Each record runs in a savepoint, so a failing record rolls back alone and is routed to retry or
-dead letters in the same transaction; the batch commits once. An Outage aborts the whole batch.
+The batch first runs as a whole, in pipeline mode, with one unit of work whose writes go out
+in multi-row statements. If any record fails, that transaction is rolled back and the batch
+is redone with a savepoint per record, so the failing record rolls back alone and is routed
+to retry or dead letters in the same transaction. An Outage aborts the batch either way.
 """
 
 from __future__ import annotations

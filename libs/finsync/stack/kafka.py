@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from finsync.settings import Settings
-from finsync.stack.process import Daemon, StackError, port_open, wait_for
+from finsync.stack.process import Daemon, StackError, output_tail, port_open
 
 POM = Path(__file__).resolve().parents[3] / "deploy" / "local" / "kafka" / "pom.xml"
 LOG4J2_CONFIG = Path(__file__).with_name("kafka-log4j2.xml")
@@ -65,12 +65,6 @@ def installed_version(settings: Settings) -> str | None:
     return jars[-1].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else None
 
 
-def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
-    # Debian's mvn prints colour resets even in batch mode; they only garble an error message.
-    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def install(settings: Settings, say: Callable[[str], None] = print) -> None:
     """Copy the broker's jars into settings.home/kafka/libs (a no-op when they are there)."""
     have, want = installed_version(settings), _pom_version()
@@ -89,7 +83,7 @@ def install(settings: Settings, say: Callable[[str], None] = print) -> None:
            f"-DoutputDirectory={partial}"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
-        raise StackError(f"installing Kafka failed ({' '.join(cmd)}):\n{_tail(result)}")
+        raise StackError(f"installing Kafka failed ({' '.join(cmd)}):\n{output_tail(result)}")
     shutil.rmtree(libs, ignore_errors=True)
     partial.rename(libs)
 
@@ -150,7 +144,7 @@ def _format_storage(settings: Settings, config: Path, say: Callable[[str], None]
            "--cluster-id", _cluster_id(settings), "--config", str(config)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise StackError(f"formatting Kafka storage failed:\n{_tail(result)}")
+        raise StackError(f"formatting Kafka storage failed:\n{output_tail(result)}")
 
 
 def _answers(settings: Settings, timeout: float = 3.0) -> bool:
@@ -163,12 +157,6 @@ def _answers(settings: Settings, timeout: float = 3.0) -> bool:
     except KafkaException:
         return False
     return bool(metadata.brokers)
-
-
-def _log_tail(daemon: Daemon, lines: int = 30) -> str:
-    """The log's last lines without Java stack frames, which would push the actual error out."""
-    tail = daemon.log_tail(lines * 10).splitlines()
-    return "\n".join([line for line in tail if not line.startswith("\t")][-lines:])
 
 
 def start(settings: Settings, say: Callable[[str], None] = print) -> None:
@@ -189,15 +177,7 @@ def start(settings: Settings, say: Callable[[str], None] = print) -> None:
     elif _answers(settings):
         return
 
-    def ready() -> bool:
-        if daemon.pid() is None:
-            raise StackError(f"Kafka exited during startup:\n{_log_tail(daemon)}")
-        return _answers(settings)
-
-    if not wait_for(ready, START_TIMEOUT, interval=1.0):
-        tail = _log_tail(daemon)
-        daemon.stop()
-        raise StackError(f"Kafka did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
+    daemon.await_ready("Kafka", lambda: _answers(settings), START_TIMEOUT, interval=1.0)
     say(f"Kafka is up on {settings.kafka_bootstrap}")
 
 
@@ -208,10 +188,7 @@ def stop(settings: Settings) -> None:
 
 def status(settings: Settings) -> tuple[bool, str]:
     """(healthy, one line for humans)."""
-    pid = _daemon(settings).pid()
-    if pid is None:
-        return False, "stopped"
-    where = f"pid {pid} on {settings.kafka_bootstrap}, Kafka {installed_version(settings)}"
-    if _answers(settings):
-        return True, f"running {where}"
-    return False, f"not answering: {where}"
+    return _daemon(settings).status(
+        lambda: _answers(settings),
+        f"on {settings.kafka_bootstrap}, Kafka {installed_version(settings)}",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,11 +69,37 @@ class Daemon:
             wait_for(lambda: not _alive(pid), 10)
         self.pid_file.unlink(missing_ok=True)
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 30) -> str:
+        """The log's last lines without Java stack frames, which would push the error out."""
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_file.read_text(errors="replace")
         except FileNotFoundError:
             return "(no log yet)"
+        return "\n".join([x for x in text.splitlines() if not x.startswith("\t")][-lines:])
+
+    def await_ready(
+        self, what: str, answers: Callable[[], bool], timeout: float, interval: float = 0.5
+    ) -> None:
+        """Wait until `answers()`; if the process dies or the time runs out, say why."""
+
+        def ready() -> bool:
+            if self.pid() is None:
+                raise StackError(f"{what} exited during startup:\n{self.log_tail()}")
+            return answers()
+
+        if not wait_for(ready, timeout, interval):
+            tail = self.log_tail()
+            self.stop()
+            raise StackError(f"{what} did not answer within {timeout:.0f} s:\n{tail}")
+
+    def status(self, answers: Callable[[], bool], where: str) -> tuple[bool, str]:
+        """(healthy, one line for humans)."""
+        pid = self.pid()
+        if pid is None:
+            return False, "stopped"
+        if answers():
+            return True, f"running pid {pid} {where}"
+        return False, f"not answering: pid {pid} {where}"
 
 
 def _alive(pid: int) -> bool:
@@ -88,6 +115,13 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[-1][:1] != "Z"
     except FileNotFoundError:
         return False
+
+
+def output_tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
+    """The end of a finished command's output, for an error message."""
+    # Debian's mvn prints colour resets even in batch mode; they only garble an error message.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:

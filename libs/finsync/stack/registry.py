@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from finsync.settings import Settings
-from finsync.stack.process import Daemon, StackError, port_open, wait_for
+from finsync.stack.process import Daemon, StackError, output_tail, port_open
 
 VERSION = "3.3.3"
 # 3.3.x publishes only the tar.gz flavour of the `all` distribution (3.0.x also had a zip).
@@ -46,12 +46,6 @@ def _daemon(settings: Settings) -> Daemon:
     return Daemon("registry", settings.home / "run")
 
 
-def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
-    # Debian's mvn prints colour resets even in batch mode; they only garble an error message.
-    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def install(settings: Settings, say: Callable[[str], None] = print) -> None:
     """Fetch and unpack the distribution (a no-op when it is there)."""
     target = _dir(settings)
@@ -74,7 +68,7 @@ def install(settings: Settings, say: Callable[[str], None] = print) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=download)
     archive = download / f"apicurio-registry-app-{VERSION}-all.tar.gz"
     if result.returncode != 0 or not archive.exists():
-        raise StackError(f"fetching the registry failed ({' '.join(cmd)}):\n{_tail(result)}")
+        raise StackError(f"fetching the registry failed ({' '.join(cmd)}):\n{output_tail(result)}")
     # Unpack into a scratch dir and rename at the end, so a partial unpack never looks installed.
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -157,12 +151,6 @@ def _answers(settings: Settings) -> bool:
         return False
 
 
-def _log_tail(daemon: Daemon, lines: int = 30) -> str:
-    """The log's last lines without Java stack frames, which would push the actual error out."""
-    tail = daemon.log_tail(lines * 10).splitlines()
-    return "\n".join([line for line in tail if not line.startswith("\t")][-lines:])
-
-
 def start(
     settings: Settings, say: Callable[[str], None] = print, storage: str | None = None
 ) -> None:
@@ -191,15 +179,7 @@ def start(
     elif _answers(settings):
         return
 
-    def ready() -> bool:
-        if daemon.pid() is None:
-            raise StackError(f"the registry exited during startup:\n{_log_tail(daemon)}")
-        return _answers(settings)
-
-    if not wait_for(ready, START_TIMEOUT, interval=0.5):
-        tail = _log_tail(daemon)
-        daemon.stop()
-        raise StackError(f"the registry did not answer within {START_TIMEOUT:.0f} s:\n{tail}")
+    daemon.await_ready("the registry", lambda: _answers(settings), START_TIMEOUT, interval=0.5)
     say(f"schema registry is up on {settings.registry_url}")
 
 
@@ -210,10 +190,6 @@ def stop(settings: Settings) -> None:
 
 def status(settings: Settings) -> tuple[bool, str]:
     """(healthy, one line for humans)."""
-    pid = _daemon(settings).pid()
-    if pid is None:
-        return False, "stopped"
-    where = f"pid {pid} on {settings.registry_url}, Apicurio Registry {VERSION}"
-    if _answers(settings):
-        return True, f"running {where}"
-    return False, f"not answering: {where}"
+    return _daemon(settings).status(
+        lambda: _answers(settings), f"on {settings.registry_url}, Apicurio Registry {VERSION}"
+    )
