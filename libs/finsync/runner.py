@@ -6,8 +6,11 @@ commits and leaves the group, and the relay publishes what was committed before 
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 from typing import Any
@@ -51,15 +54,37 @@ def run(name: str, settings: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    relay = Relay(service.name, settings)
-    relay_stop = threading.Event()  # set only once the consumer is done, so nothing is left
-    relay_thread = threading.Thread(target=relay.run, args=(relay_stop,), name="relay", daemon=True)
-    relay_thread.start()
+    # The relay is a process of its own, so it publishes on the other core instead of taking
+    # turns with the consumer for the interpreter lock.
+    relay = multiprocessing.get_context("spawn").Process(
+        target=_relay_main, args=(service.name, settings, os.getpid()), name=f"{service.name}-relay"
+    )
+    relay.start()
     processor = BatchProcessor(service, Serde(registry_client(settings)), policy(settings))
     log.info("%s started", service.name)
     try:
         ConsumerLoop(processor, settings).run(stop)
     finally:
-        relay_stop.set()
-        relay_thread.join(timeout=60)
+        # Only now, so the relay publishes everything the consumer committed before stopping.
+        if relay.pid is not None and relay.is_alive():
+            os.kill(relay.pid, signal.SIGTERM)
+        relay.join(timeout=60)
     log.info("%s stopped", service.name)
+
+
+def _relay_main(name: str, settings: Settings, parent: int) -> None:
+    _die_with_parent(parent)
+    telemetry.setup(name, settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the consumer; it tells us
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    Relay(name, settings).run(stop)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A relay must not outlive its service (say, after a SIGKILL) and hold the relay lock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
