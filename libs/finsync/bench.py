@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 
 import psycopg
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -219,13 +219,24 @@ def catch_up(settings: Settings) -> None:
 
 
 def point_group_at(settings: Settings, offsets: Offsets) -> None:
-    """invoice-poster's group starts at the bench's first event."""
+    """invoice-poster's group starts at the bench's first event. The broker takes offsets from
+    outside only for an empty group: a member that died without leaving holds it for a while."""
     consumer = Consumer({**settings.kafka_config(), "group.id": GROUP})
-    consumer.commit(
-        offsets=[TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()],
-        asynchronous=False,
-    )
-    consumer.close()
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()],
+                    asynchronous=False,
+                )
+                return
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{GROUP} still has members; stop them first") from exc
+                time.sleep(2)
+    finally:
+        consumer.close()
 
 
 def framework(

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from finsync import clients, db, faults
 from finsync.errors import Outage
@@ -86,9 +86,19 @@ class ConsumerLoop:
         last: dict[tuple[str, int], int] = {}
         for r in ready:
             last[(r.topic, r.partition)] = r.offset
-        self.consumer.commit(
-            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-        )
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            # Safe to go on: the database has committed, so whoever gets these partitions next
+            # is redelivered the records and the inbox skips them.
+            log.warning(
+                "offsets not committed (%s); the records will be redelivered and "
+                "skipped as duplicates",
+                exc.args[0],
+            )
 
     def _hold_back_not_due(self, records: list[Record]) -> list[Record]:
         """Keep retry records that are not due (and what follows them) for later."""
