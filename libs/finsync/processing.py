@@ -58,6 +58,8 @@ def classify(exc: Exception) -> FinsyncError:
     return wrapped
 
 
+CHUNK = 100  # records whose writes are sent together, while the next ones are worked on
+
 Decoded = tuple[Record, Event | None, PermanentError | None]
 
 
@@ -126,6 +128,10 @@ class BatchProcessor:
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
                     counts[self._handle(conn, record, event, uow, out)] += 1
+                if len(out) >= CHUNK:  # keep the database busy while Python goes on
+                    _flush(uow)
+                    outbox.add(conn, self.service.name, out)
+                    out = []
             _flush(uow)
             outbox.add(conn, self.service.name, out)
             outbox.notify(conn, self.service.name)
