@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
-from finsync import clients, db, faults
+from finsync import clients, db, faults, telemetry
 from finsync.errors import Outage
 from finsync.failures import not_before_ms
 from finsync.messages import Record
@@ -28,6 +28,7 @@ from finsync.topics import retry_topic
 log = logging.getLogger("finsync.consumer")
 
 BATCH_WAIT = 0.05  # seconds
+PROGRESS_EVERY = 30.0  # seconds between progress lines in the log
 
 
 class ConsumerLoop:
@@ -35,7 +36,9 @@ class ConsumerLoop:
         self.processor = processor
         self.settings = settings
         self.name = processor.service.name
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()  # since the last progress line
+        self.meters = telemetry.Meters()
+        self._next_progress = time.monotonic() + PROGRESS_EVERY
         self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
         self._conn: psycopg.Connection | None = None
         self.consumer = clients.consumer(settings, self.name)
@@ -48,6 +51,7 @@ class ConsumerLoop:
         try:
             while not stop.is_set():
                 self._resume_due()
+                self._log_progress()
                 # A short wait: a full batch under load, and little added latency when quiet.
                 messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
                 records = [clients.to_record(m) for m in messages if not self._skip(m)]
@@ -65,7 +69,7 @@ class ConsumerLoop:
         finally:
             self._close_db()
             self.consumer.close()  # leaves the group at once, so partitions move on quickly
-            log.info("consumer stopped", extra={"stats": dict(self.stats)})
+            log.info("consumer stopped", extra={"counts": dict(self.stats)})
 
     def _skip(self, msg: Message) -> bool:
         err = msg.error()
@@ -81,7 +85,8 @@ class ConsumerLoop:
             return
         if self._conn is None or self._conn.closed:
             self._conn = db.connect(self.settings)
-        self.stats.update(self.processor.process(self._conn, ready))
+        started = time.monotonic()
+        counts = self.processor.process(self._conn, ready)
         faults.pause_at(faults.BEFORE_OFFSET_COMMIT)
         last: dict[tuple[str, int], int] = {}
         for r in ready:
@@ -99,6 +104,37 @@ class ConsumerLoop:
                 "skipped as duplicates",
                 exc.args[0],
             )
+        self.stats.update(counts)
+        for outcome, n in counts.items():
+            self.meters.records.add(n, {"service": self.name, "outcome": outcome})
+        self.meters.batch_seconds.record(time.monotonic() - started, {"service": self.name})
+
+    def lag(self) -> int:
+        """Records on the assigned partitions not consumed yet (from cached watermarks)."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return 0
+        total = 0
+        for tp in self.consumer.position(assigned):
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                total += max(high - tp.offset, 0)
+        return total
+
+    def _log_progress(self) -> None:
+        if time.monotonic() < self._next_progress:
+            return
+        self._next_progress = time.monotonic() + PROGRESS_EVERY
+        if self.stats:
+            log.info(
+                "progress",
+                extra={
+                    "counts": dict(self.stats),
+                    "lag": self.lag(),
+                    "paused_partitions": len(self._paused),
+                },
+            )
+            self.stats.clear()
 
     def _hold_back_not_due(self, records: list[Record]) -> list[Record]:
         """Keep retry records that are not due (and what follows them) for later."""

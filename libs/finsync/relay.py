@@ -14,7 +14,7 @@ import time
 import psycopg
 from confluent_kafka import KafkaError, Message
 
-from finsync import clients, db, faults, inbox, outbox
+from finsync import clients, db, faults, inbox, outbox, telemetry
 from finsync.errors import Outage
 from finsync.settings import Settings
 
@@ -30,6 +30,7 @@ class Relay:
         self.settings = settings
         self.producer = clients.producer(settings, f"{service}-relay")
         self.sent = 0
+        self.meters = telemetry.Meters()
 
     def run(self, stop: threading.Event) -> None:
         wait = 1.0
@@ -99,6 +100,7 @@ class Relay:
         faults.pause_at(faults.BEFORE_MARK_SENT)
         outbox.mark_sent(conn, [item.id for item in batch])
         self.sent += len(batch)
+        self.meters.published.add(len(batch), {"service": self.service})
         return len(batch)
 
     def _prune(self, conn: psycopg.Connection) -> None:

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -54,10 +56,32 @@ def setup(service: str, level: str = "INFO") -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in ("httpx", "httpx2"):  # one INFO line per registry request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    resource = Resource.create({"service.name": service})
+    provider = TracerProvider(resource=resource)
+    readers = []
     if os.environ.get("FINSYNC_OTEL_EXPORTER") == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr)))
     trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+class Meters:
+    """The service's metrics (OpenTelemetry): made after setup(), so they use its provider."""
+
+    def __init__(self) -> None:
+        meter = metrics.get_meter("finsync")
+        self.records = meter.create_counter(
+            "finsync.records",
+            description="records consumed, by outcome: processed, duplicate, "
+            "retried, dead-lettered",
+        )
+        self.batch_seconds = meter.create_histogram(
+            "finsync.batch.duration", unit="s", description="one batch, consumed to committed"
+        )
+        self.published = meter.create_counter(
+            "finsync.outbox.published", description="messages the relay published"
+        )
 
 
 def extract(headers: Headers) -> otel_context.Context:
