@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from finsync import dlq, scenario
+from finsync import dlq, inbox, scenario
 from finsync import headers as h
 from finsync.events import InvoiceIssued
 from finsync.serde import Serde
@@ -240,3 +240,43 @@ def test_sigkill_between_database_commit_and_offset_commit_makes_no_duplicate(
     finally:
         assert again.stop() == 0
     assert all(journals(settings, f"invoice:{i.invoice_id}") == 1 for i in invoices)
+
+
+def test_a_record_waiting_in_retry_does_not_hold_up_the_records_behind_it(
+    settings: Settings, serde: Serde, rng: random.Random, tmp_path: Path
+) -> None:
+    invoice = scenario.invoice(rng, 5)
+    memo = scenario.credit_memo(rng, invoice)  # its invoice is not posted: it must wait
+    behind = [scenario.invoice(rng, n) for n in range(6, 11)]
+    slow_retries = {"FINSYNC_RETRY_BASE_SECONDS": "30", "FINSYNC_MAX_ATTEMPTS": "3"}
+    poster = ServiceProcess("invoice-poster", tmp_path, slow_retries).start()
+    try:
+        publish(settings, serde, [memo])
+        key = memo.credit_memo_id.encode()  # same key as the memo: same partition, behind it
+        for i in behind:
+            publish_raw(settings, InvoiceIssued.TOPIC, key, serde.encode(i))
+        eventually(
+            lambda: all(journals(settings, f"invoice:{i.invoice_id}") == 1 for i in behind),
+            20,
+            "the invoices behind the waiting credit memo",
+        )
+        assert journals(settings, f"credit-memo:{memo.credit_memo_id}") == 0
+        publish(settings, serde, [invoice])  # now the memo can go through, on its next retry
+    finally:
+        assert poster.stop() == 0
+
+
+def test_inbox_rows_older_than_the_retention_window_are_pruned(settings: Settings) -> None:
+    service = f"test-prune-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(
+            "INSERT INTO finsync.inbox (service, event_id, topic, document_key, processed_at) "
+            "VALUES (%s, %s, 't', 'old', now() - interval '15 days'), "
+            "(%s, %s, 't', 'new', now() - interval '13 days')",
+            (service, uuid.uuid4(), service, uuid.uuid4()),
+        )
+        assert inbox.prune(conn, service, retention_days=14) == 1
+        left = conn.execute(
+            "SELECT document_key FROM finsync.inbox WHERE service = %s", (service,)
+        ).fetchall()
+    assert left == [("new",)]
