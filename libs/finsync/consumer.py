@@ -37,6 +37,7 @@ class ConsumerLoop:
         self.settings = settings
         self.name = processor.service.name
         self.stats: Counter[str] = Counter()  # since the last progress line
+        self.totals: Counter[str] = Counter()
         self.meters = telemetry.Meters()
         self._next_progress = time.monotonic() + PROGRESS_EVERY
         self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
@@ -69,7 +70,7 @@ class ConsumerLoop:
         finally:
             self._close_db()
             self.consumer.close()  # leaves the group at once, so partitions move on quickly
-            log.info("consumer stopped", extra={"counts": dict(self.stats)})
+            log.info("consumer stopped", extra={"counts": dict(self.totals)})
 
     def _skip(self, msg: Message) -> bool:
         err = msg.error()
@@ -105,6 +106,7 @@ class ConsumerLoop:
                 exc.args[0],
             )
         self.stats.update(counts)
+        self.totals.update(counts)
         for outcome, n in counts.items():
             self.meters.records.add(n, {"service": self.name, "outcome": outcome})
         self.meters.batch_seconds.record(time.monotonic() - started, {"service": self.name})

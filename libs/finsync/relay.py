@@ -30,24 +30,27 @@ class Relay:
         self.settings = settings
         self.producer = clients.producer(settings, f"{service}-relay")
         self.sent = 0
+        self._wait = 1.0  # seconds before reconnecting after an outage
         self.meters = telemetry.Meters()
 
     def run(self, stop: threading.Event) -> None:
-        wait = 1.0
         while not stop.is_set():
             try:
                 self._run_connected(stop)
             except (Outage, psycopg.OperationalError) as exc:
-                log.error("relay for %s: %s; retrying in %.0fs", self.service, exc, wait)
-                stop.wait(wait)
-                wait = min(wait * 2, 30.0)
+                log.error("relay for %s: %s; retrying in %.0fs", self.service, exc, self._wait)
+                stop.wait(self._wait)
+                self._wait = min(self._wait * 2, 30.0)
         self.producer.flush(10)
         log.info("relay stopped", extra={"sent": self.sent})
 
     def _run_connected(self, stop: threading.Event) -> None:
         with db.connect(self.settings, autocommit=True) as conn:
             conn.execute(f"LISTEN {outbox.CHANNEL}")
-            while not stop.is_set() and not self._lock(conn):
+            self._wait = 1.0  # connected: the next outage starts its backoff afresh
+            while not self._lock(conn):
+                if stop.is_set():
+                    return  # never active, so nothing of ours to drain
                 log.info("another relay for %s is active; standing by", self.service)
                 stop.wait(5)
             next_prune = 0.0
