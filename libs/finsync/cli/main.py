@@ -115,7 +115,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    partition, offset = (int(v) for v in args.position.split(":"))
+    partition, offset = args.position
     for x in dlq.read(settings, args.service):
         if (x.record.partition, x.record.offset) == (partition, offset):
             console.print(
@@ -125,7 +125,7 @@ def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
                 console.print(f"  {k}: {(v or b'').decode('utf-8', 'replace')}")
             console.print(f"  value: {len(x.record.value or b'')} bytes")
             return 0
-    console.print(f"no dead letter at {args.service}.dlq {args.position}")
+    console.print(f"no dead letter at {args.service}.dlq {partition}:{offset}")
     return 1
 
 
@@ -156,8 +156,23 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _position(value: str) -> tuple[int, int]:
+    try:
+        partition, offset = value.split(":")
+        return int(partition), int(offset)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not PARTITION:OFFSET (as `dlq list` shows it, e.g. 0:17)"
+        ) from None
+
+
 def _time(value: str) -> datetime:
-    t = datetime.fromisoformat(value)
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO-8601 time such as 2026-11-27 or 2026-11-27T09:30"
+        ) from None
     return t if t.tzinfo else t.astimezone()
 
 
@@ -208,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--by", help="who replays, for the audit (default: login name)")
     s = d.add_parser("show")
     s.add_argument("service", choices=SERVICES)
-    s.add_argument("position", help="PARTITION:OFFSET on the dead-letter topic")
+    s.add_argument("position", type=_position, help="PARTITION:OFFSET on the dead-letter topic")
     s.set_defaults(func=cmd_dlq_show)
     return p
 
