@@ -18,7 +18,7 @@ from finsync.settings import Settings
 from finsync.stack.process import StackError
 from finsync.topics import SERVICES
 
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 
 
 def _say(text: str) -> None:
