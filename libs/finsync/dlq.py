@@ -18,8 +18,8 @@ from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 
 from finsync import clients, db
 from finsync import headers as h
-from finsync.failures import publisher_headers
-from finsync.messages import Outgoing, Record
+from finsync.failures import Origin, as_retry
+from finsync.messages import Headers, Outgoing, Record
 from finsync.settings import Settings
 from finsync.topics import dlq_topic, retry_topic
 
@@ -119,21 +119,10 @@ def read(settings: Settings, service: str) -> Iterator[DeadLetter]:
 def replay_message(letter: DeadLetter, replay_id: str) -> Outgoing:
     """The dead letter as a retry that is due now: original bytes, origin kept, attempts reset."""
     topic, partition, offset = letter.original
-    extra = [
-        (h.RETRY_ATTEMPTS, "0"),
-        (h.RETRY_NOT_BEFORE, "0"),
-        (h.RETRY_TOPIC, topic),
-        (h.RETRY_PARTITION, str(partition)),
-        (h.RETRY_OFFSET, str(offset)),
-        (h.RETRY_TIMESTAMP, letter.record.header_text(h.ERR_TIMESTAMP) or "0"),
-        (h.REPLAY_ID, replay_id),
-    ]
-    return Outgoing(
-        retry_topic(letter.service),
-        letter.record.key,
-        letter.record.value,
-        publisher_headers(letter.record) + [(k, v.encode()) for k, v in extra],
-    )
+    timestamp = int(letter.record.header_text(h.ERR_TIMESTAMP) or 0)
+    origin = Origin(topic, partition, offset, timestamp, attempts=0, first_failure_ms=None)
+    replay: Headers = [(h.REPLAY_ID, replay_id.encode())]
+    return as_retry(letter.record, letter.service, origin, 0, 0, None, extra=replay)
 
 
 @dataclass(frozen=True)

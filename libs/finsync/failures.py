@@ -74,6 +74,30 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def as_retry(
+    record: Record,
+    service: str,
+    origin: Origin,
+    attempts: int,
+    due_ms: int,
+    first_failure_ms: int | None,
+    extra: Headers | None = None,
+) -> Outgoing:
+    """The record on `<service>.retry`, due at `due_ms`, remembering where it came from."""
+    retry = [
+        (h.RETRY_ATTEMPTS, attempts),
+        (h.RETRY_NOT_BEFORE, due_ms),
+        (h.RETRY_TOPIC, origin.topic),
+        (h.RETRY_PARTITION, origin.partition),
+        (h.RETRY_OFFSET, origin.offset),
+        (h.RETRY_TIMESTAMP, origin.timestamp_ms),
+    ]
+    if first_failure_ms is not None:
+        retry.append((h.RETRY_FIRST_FAILURE, first_failure_ms))
+    headers = publisher_headers(record) + _text(retry) + (extra or [])
+    return Outgoing(retry_topic(service), record.key, record.value, headers)
+
+
 def route_failure(
     record: Record,
     error: BaseException,
@@ -91,20 +115,7 @@ def route_failure(
     first_failure = origin.first_failure_ms or now_ms
     if isinstance(error, TransientError) and failures < policy.max_attempts:
         due = now_ms + int(policy.delay_seconds(failures) * 1000)
-        extra = _text(
-            [
-                (h.RETRY_ATTEMPTS, failures),
-                (h.RETRY_NOT_BEFORE, due),
-                (h.RETRY_FIRST_FAILURE, first_failure),
-                (h.RETRY_TOPIC, origin.topic),
-                (h.RETRY_PARTITION, origin.partition),
-                (h.RETRY_OFFSET, origin.offset),
-                (h.RETRY_TIMESTAMP, origin.timestamp_ms),
-            ]
-        )
-        return Outgoing(
-            retry_topic(service), record.key, record.value, publisher_headers(record) + extra
-        )
+        return as_retry(record, service, origin, failures, due, first_failure)
     error_class = "retries-exhausted" if isinstance(error, TransientError) else "permanent"
     stack = "".join(traceback.format_exception(error))[-STACK_LIMIT:]
     extra = _text(

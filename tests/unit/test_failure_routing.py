@@ -85,3 +85,18 @@ def test_origin_of_a_first_delivery_is_the_record_itself():
 
 def test_backoff_is_capped():
     assert RetryPolicy(10, 1, 30).delay_seconds(8) == 30
+
+
+def test_a_replayed_dead_letter_is_a_retry_due_now_with_its_origin_and_fresh_attempts():
+    from finsync.dlq import DeadLetter, replay_message
+
+    letter = as_record(route(original(), InvalidEvent("bad")))
+    out = replay_message(DeadLetter("invoice-poster", letter), "r-1")
+    assert out.topic == "invoice-poster.retry"
+    replayed = as_record(out)
+    assert not_before_ms(replayed) == 0
+    o = Origin.of(replayed)
+    assert (o.topic, o.partition, o.offset, o.attempts) == ("billing.invoice-issued", 2, 41, 0)
+    assert o.timestamp_ms == 1_700_000_000_000
+    assert replayed.header_text(h.REPLAY_ID) == "r-1"
+    assert [x for x in out.headers if not h.is_runtime(x[0])] == original().headers
