@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from finsync import clients
+from finsync import clients, db, outbox
 from finsync.events import Event
-from finsync.messages import Record
+from finsync.messages import Outgoing, Record
 from finsync.serde import Serde
 from finsync.settings import Settings
 
@@ -108,10 +108,7 @@ class TopicTail:
 
 
 def publish(settings: Settings, serde: Serde, events: list[Event]) -> None:
-    producer = Producer(settings.kafka_config())
-    for e in events:
-        producer.produce(e.TOPIC, serde.encode(e), e.key.encode())
-    assert producer.flush(30) == 0
+    clients.send(clients.producer(settings, "test"), [serde.outgoing(e) for e in events])
 
 
 def publish_raw(
@@ -119,39 +116,9 @@ def publish_raw(
     topic: str,
     key: bytes,
     value: bytes,
-    headers: list[tuple[str, bytes]] | None = None,
+    headers: list[tuple[str, bytes | None]] | None = None,
 ) -> None:
-    producer = Producer(settings.kafka_config())
-    producer.produce(topic, value, key, headers=headers or [])
-    assert producer.flush(30) == 0
-
-
-def lag(settings: Settings, group: str, topics: list[str]) -> int:
-    """Records on `topics` not yet committed by `group`."""
-    c = Consumer({**settings.kafka_config(), "group.id": group})
-    try:
-        total = 0
-        for topic in topics:
-            parts = [
-                TopicPartition(topic, p)
-                for p in c.list_topics(topic, timeout=10).topics[topic].partitions
-            ]
-            for tp in c.committed(parts, timeout=10):
-                _, high = c.get_watermark_offsets(tp, timeout=10)
-                total += high - max(tp.offset, 0)
-        return total
-    finally:
-        c.close()
-
-
-def unsent(settings: Settings, service: str) -> int:
-    import psycopg
-
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM finsync.outbox WHERE service = %s AND sent_at IS NULL", (service,)
-        ).fetchone()
-    return int(row[0]) if row else 0
+    clients.send(clients.producer(settings, "test"), [Outgoing(topic, key, value, headers or [])])
 
 
 def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> None:
@@ -159,9 +126,14 @@ def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> No
     service = ServiceProcess(name, log_dir).start()
     try:
         eventually(
-            lambda: lag(settings, name, topics) == 0 and unsent(settings, name) == 0,
+            lambda: clients.group_lag(settings, name, topics) == 0 and unsent(settings, name) == 0,
             120,
             f"{name} to catch up",
         )
     finally:
         service.stop()
+
+
+def unsent(settings: Settings, service: str) -> int:
+    with db.connect(settings) as conn:
+        return outbox.backlog(conn).get(service, 0)

@@ -182,17 +182,7 @@ def count(settings: Settings, sql: str) -> int:
 
 
 def lag(settings: Settings) -> int:
-    consumer = Consumer({**settings.kafka_config(), "group.id": GROUP})
-    try:
-        parts = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
-        committed = consumer.committed([TopicPartition(TOPIC, p) for p in parts], timeout=10)
-        return sum(
-            consumer.get_watermark_offsets(tp, timeout=10)[1] - tp.offset
-            for tp in committed
-            if tp.offset >= 0
-        )
-    finally:
-        consumer.close()
+    return clients.group_lag(settings, GROUP, [TOPIC])
 
 
 def catch_up(settings: Settings) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, Message, Producer
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from finsync.messages import Record
+from finsync.messages import Outgoing, Record
 from finsync.settings import Settings
 
 
@@ -35,6 +37,22 @@ def consumer(settings: Settings, group: str, **extra: object) -> Consumer:
     )
 
 
+def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records on `topics` that `group` has not committed yet (all of them, if it never has)."""
+    probe = Consumer({**settings.kafka_config(), "group.id": group})
+    try:
+        total = 0
+        for topic in topics:
+            partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+            committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            for tp in committed:
+                low, high = probe.get_watermark_offsets(tp, timeout=10)
+                total += high - (tp.offset if tp.offset >= 0 else low)
+        return total
+    finally:
+        probe.close()
+
+
 def admin(settings: Settings) -> AdminClient:
     return AdminClient({**settings.kafka_config()})
 
@@ -47,3 +65,34 @@ def to_record(msg: Message) -> Record:
     pairs = raw.items() if isinstance(raw, dict) else raw
     headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
     return Record(topic, partition, offset, ts, msg.key(), msg.value(), headers)
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not accept every message handed to send()."""
+
+
+def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
+    """Produce the messages and wait until Kafka has accepted every one; returns how many."""
+    errors: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            errors.append(err)
+
+    count = 0
+    for m in messages:
+        while True:
+            try:
+                producer.produce(
+                    m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
+                    on_delivery=delivered,
+                )  # fmt: skip
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.1)
+        count += 1
+    left = producer.flush(timeout)
+    if errors or left:
+        why = str(errors[0]) if errors else f"{left} still in flight after {timeout:.0f} s"
+        raise DeliveryError(f"Kafka did not accept {len(errors) + left} of {count} messages: {why}")
+    return count

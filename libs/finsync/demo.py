@@ -18,13 +18,13 @@ import uuid
 from collections import defaultdict
 from decimal import Decimal
 
-from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
-from finsync import db, dlq, reports, scenario
+from finsync import clients, db, dlq, reports, scenario
 from finsync.accounting import fmt
 from finsync.events import CreditMemoIssued, Event, InvoiceIssued
+from finsync.messages import Outgoing
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
 
@@ -45,16 +45,12 @@ def start_service(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
     return proc, log
 
 
-def publish(
-    settings: Settings, serde: Serde, events: list[Event], raw: list[tuple[str, bytes, bytes]]
-) -> None:
-    producer = Producer(settings.kafka_config())
-    for e in events:
-        producer.produce(e.TOPIC, serde.encode(e), e.key.encode())
-    for topic, key, value in raw:
-        producer.produce(topic, value, key)
-    if producer.flush(30):
-        raise SystemExit("Kafka did not take the demo events within 30 s")
+def publish(settings: Settings, serde: Serde, events: list[Event], raw: list[Outgoing]) -> None:
+    producer = clients.producer(settings, "finsync-demo")
+    try:
+        clients.send(producer, [*(serde.outgoing(e) for e in events), *raw], timeout=30)
+    except clients.DeliveryError as exc:
+        raise SystemExit(f"the demo events were not published: {exc}") from exc
 
 
 def main() -> int:
@@ -82,7 +78,7 @@ def main() -> int:
     proc, log = start_service(settings)
     started = time.monotonic()
     try:
-        publish(settings, serde, events, [("billing.invoice-issued", poison_key, POISON)])
+        publish(settings, serde, events, [Outgoing("billing.invoice-issued", poison_key, POISON)])
         console.print(
             f"published {len(invoices)} invoices and {len(memos)} credit memos, plus one duplicate "
             "delivery, one invoice re-sent under a new event id, one malformed invoice and one "

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
 from finsync import clients, db
 from finsync import headers as h
@@ -163,21 +163,10 @@ def replay(
 
 def _send(producer: Producer, message: Outgoing) -> str:
     """Produce one message and wait for Kafka's answer, so the audit tells the truth."""
-    errors: list[str] = []
-
-    def delivered(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            errors.append(str(err))
-
-    producer.produce(
-        message.topic,
-        message.value,
-        message.key,
-        headers=[(k, v) for k, v in message.headers],
-        on_delivery=delivered,
-    )
-    if producer.flush(30) or errors:
-        return f"failed: {errors[0] if errors else 'not delivered in 30s'}"
+    try:
+        clients.send(producer, [message], timeout=30)
+    except clients.DeliveryError as exc:
+        return f"failed: {exc}"
     return "replayed"
 
 

@@ -188,10 +188,7 @@ class BatchProcessor:
     def _take_effect(self, event: Event, uow: Any) -> list[Outgoing]:
         published = self.service.handlers[event.TOPIC](event, uow)
         trace_headers = telemetry.inject()
-        return [
-            Outgoing(e.TOPIC, e.key.encode(), self.serde.encode(e), trace_headers)
-            for e in published
-        ]
+        return [self.serde.outgoing(e, trace_headers) for e in published]
 
     def _fail(
         self,

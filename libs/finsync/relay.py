@@ -12,7 +12,6 @@ import threading
 import time
 
 import psycopg
-from confluent_kafka import KafkaError, Message
 
 from finsync import clients, db, faults, inbox, outbox, telemetry
 from finsync.errors import Outage
@@ -76,30 +75,11 @@ class Relay:
         batch = outbox.pending(conn, self.service, BATCH)
         if not batch:
             return 0
-        errors: list[KafkaError] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-
-        for item in batch:
-            m = item.message
-            while True:
-                try:
-                    self.producer.produce(
-                        m.topic,
-                        m.value,
-                        m.key,
-                        headers=[(k, v) for k, v in m.headers],
-                        on_delivery=delivered,
-                    )
-                    break
-                except BufferError:  # local queue full: let deliveries drain
-                    self.producer.poll(0.1)
-        remaining = self.producer.flush(60)
-        if remaining or errors:
+        try:
+            clients.send(self.producer, [item.message for item in batch])
+        except clients.DeliveryError as exc:
             # Nothing is marked sent: the whole batch is produced again, consumers dedupe.
-            raise Outage(f"Kafka did not accept the outbox batch: {errors[:1] or remaining}")
+            raise Outage(str(exc)) from exc
         faults.pause_at(faults.BEFORE_MARK_SENT)
         outbox.mark_sent(conn, [item.id for item in batch])
         self.sent += len(batch)

@@ -18,6 +18,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from finsync.errors import Outage, UndecodableEvent, UnknownSchema
 from finsync.events import EVENT_TYPES, Event
+from finsync.messages import Headers, Outgoing
 from finsync.settings import Settings
 
 try:  # the HTTP client confluent-kafka's registry client uses: httpx2, or httpx on older installs
@@ -61,6 +62,10 @@ class Serde:
 
     def encode(self, event: Event) -> bytes:
         return self.encode_record(event.TOPIC, event.model_dump())
+
+    def outgoing(self, event: Event, headers: Headers | None = None) -> Outgoing:
+        """The event as a message for its topic, keyed by its business id."""
+        return Outgoing(event.TOPIC, event.key.encode(), self.encode(event), headers or [])
 
     def encode_record(self, topic: str, record: dict[str, Any]) -> bytes:
         serializer = self._serializers.get(topic)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finsync import dlq, scenario
+from finsync import db, dlq, reports, scenario
 from finsync.events import InvoicePosted
 from finsync.failures import RetryPolicy
 from finsync.processing import BatchProcessor
@@ -26,13 +26,8 @@ INPUTS = ["billing.invoice-issued", "billing.credit-memo-issued"]
 
 
 def journal_counts(settings: Settings, keys: list[str]) -> dict[str, int]:
-    with psycopg.connect(settings.database_url) as conn:
-        rows = conn.execute(
-            "SELECT idempotency_key, count(*) FROM erp.journal_entries "
-            "WHERE idempotency_key = ANY(%s) GROUP BY 1",
-            (keys,),
-        ).fetchall()
-    return {k: n for k, n in rows}
+    with db.connect(settings) as conn:
+        return reports.postings_by_key(conn, keys)
 
 
 def test_a_relay_killed_after_publishing_before_marking_sent_causes_no_duplicate_effect(

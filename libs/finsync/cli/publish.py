@@ -43,15 +43,7 @@ def publish(settings: Settings, topic: str, path: Path) -> int:
     events = load_events(topic, path)
     serde = Serde(registry_client(settings))
     producer = clients.producer(settings, "finsync-publish")
-    failures: list[str] = []
-    for event in events:
-        producer.produce(
-            topic,
-            serde.encode(event),
-            event.key.encode(),
-            on_delivery=lambda err, _m: failures.append(str(err)) if err else None,
-        )
-    producer.flush(30)
-    if failures:
-        raise SystemExit(f"Kafka refused {len(failures)} events: {failures[0]}")
-    return len(events)
+    try:
+        return clients.send(producer, [serde.outgoing(e) for e in events], timeout=30)
+    except clients.DeliveryError as exc:
+        raise SystemExit(str(exc)) from exc
