@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -51,6 +52,46 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
         return total
     finally:
         probe.close()
+
+
+def read(settings: Settings, topic: str, since_ms: int | None = None) -> Iterator[Record]:
+    """What is on `topic` now (from `since_ms` on, if given), partition by partition in order.
+    Reads only: joins no group, commits nothing. Raises LookupError if the topic is missing."""
+    reader = consumer(settings, f"finsync-reader-{uuid.uuid4()}")
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise LookupError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        if since_ms is not None:
+            starts = reader.offsets_for_times(
+                [TopicPartition(topic, p, since_ms) for p in metadata.partitions], timeout=10
+            )
+        else:
+            starts = [TopicPartition(topic, p, -2) for p in metadata.partitions]  # beginning
+        ends: dict[int, int] = {}
+        assigned = []
+        for tp, start in zip(partitions, starts, strict=True):
+            low, high = reader.get_watermark_offsets(tp, timeout=10)
+            first = low if start.offset < 0 and since_ms is None else start.offset
+            if 0 <= first < high:
+                ends[tp.partition] = high
+                assigned.append(TopicPartition(topic, tp.partition, max(first, low)))
+        if not assigned:
+            return
+        reader.assign(assigned)
+        while ends:
+            msg = reader.poll(5.0)
+            if msg is None:
+                raise TimeoutError(f"timed out reading {topic}")
+            if msg.error():
+                continue
+            record = to_record(msg)
+            yield record
+            if record.offset + 1 >= ends.get(record.partition, 0):
+                ends.pop(record.partition, None)
+    finally:
+        reader.close()
 
 
 def admin(settings: Settings) -> AdminClient:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Producer
 
 from finsync import clients, db
 from finsync import headers as h
@@ -85,35 +85,15 @@ class Filter:
 
 def read(settings: Settings, service: str) -> Iterator[DeadLetter]:
     """Every dead letter now on the service's topic, oldest first. Reads only: commits nothing."""
-    topic = dlq_topic(service)
-    consumer = clients.consumer(settings, f"finsync-dlq-reader-{uuid.uuid4()}")
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise SystemExit(f"dead-letter topic {topic} does not exist (is {service} a service?)")
-        ends: dict[int, int] = {}
-        starts = []
-        for p in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        if not starts:
-            return
-        consumer.assign(starts)
-        while ends:
-            msg = consumer.poll(5.0)
-            if msg is None:
-                raise SystemExit(f"timed out reading {topic}")
-            if msg.error():
-                continue
-            partition, offset = msg.partition(), msg.offset()
-            assert partition is not None and offset is not None
-            yield DeadLetter(service, clients.to_record(msg))
-            if offset + 1 >= ends.get(partition, 0):
-                ends.pop(partition, None)
-    finally:
-        consumer.close()
+        for record in clients.read(settings, dlq_topic(service)):
+            yield DeadLetter(service, record)
+    except LookupError:
+        raise SystemExit(
+            f"dead-letter topic {dlq_topic(service)} does not exist (is {service} a service?)"
+        ) from None
+    except TimeoutError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def replay_message(letter: DeadLetter, replay_id: str) -> Outgoing:

@@ -200,6 +200,8 @@ class CustomerSynced(Event):
     billing_account_id: str
     action: SyncAction
     version: int
+    matched_account_id: str | None = None
+    match_rule: str | None = None
 
 
 class SubscriptionActivated(Event):
@@ -239,6 +241,10 @@ class PaymentApplied(Event):
     status: PaymentStatus
     journal_entry_id: str
     journal_lines: list[JournalLine]
+    account_id: str | None = None
+    erp_customer_id: str | None = None
+    legal_entity: str | None = None
+    written_off_amount: Decimal | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

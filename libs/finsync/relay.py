@@ -65,6 +65,17 @@ class Relay:
             while self.publish_pending(conn) == BATCH:  # drain what was committed before stop
                 pass
 
+    def drain(self) -> int:
+        """Publish everything committed so far and return: for jobs that publish (the billing
+        system's invoice run), not for services. Waits for another active relay to finish."""
+        with db.connect(self.settings, autocommit=True) as conn:
+            while not self._lock(conn):
+                time.sleep(0.5)
+            while self.publish_pending(conn) == BATCH:
+                pass
+        self.producer.flush(10)
+        return self.sent
+
     def _lock(self, conn: psycopg.Connection) -> bool:
         row = conn.execute(
             "SELECT pg_try_advisory_lock(hashtext('finsync.relay'), hashtext(%s))", (self.service,)

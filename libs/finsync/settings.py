@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 
@@ -40,6 +41,7 @@ class Settings:
     retry_base_seconds: float
     retry_max_seconds: float
     inbox_retention_days: int
+    payment_tolerance: Decimal
     log_level: str
 
     @classmethod
@@ -76,6 +78,7 @@ class Settings:
             retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
             retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
             inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),
+            payment_tolerance=Decimal(get("PAYMENT_TOLERANCE", "0.05")),
             log_level=get("LOG_LEVEL", "INFO"),
         )
 

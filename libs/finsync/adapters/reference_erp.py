@@ -14,7 +14,7 @@ import psycopg
 
 from finsync.accounting import Journal
 from finsync.errors import InvalidEvent
-from finsync.ports.erp import OpenItem, Posted
+from finsync.ports.erp import CashApplication, Customer, OpenItem, Posted
 
 
 class ReferenceErp:
@@ -28,6 +28,7 @@ class ReferenceErp:
         self._lines: list[tuple[object, ...]] = []
         self._open_items: list[tuple[object, ...]] = []
         self._credits: list[tuple[object, ...]] = []
+        self._payments: list[tuple[object, ...]] = []
 
     def _journal(self, journal: Journal) -> tuple[str, datetime]:
         # Ids and time are made here, so nothing waits for the database to answer.
@@ -85,14 +86,90 @@ class ReferenceErp:
         self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
         return Posted(f"CM-{credit_memo_id}", entry_id, posted_at)
 
-    def open_item(self, invoice_id: str) -> OpenItem | None:
+    def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
         self.flush()
         row = self.conn.execute(
             "SELECT invoice_id, invoice_number, account_id, legal_entity, currency, issued_on, "
-            "due_on, original_amount, open_amount FROM erp.ar_open_items WHERE invoice_id = %s",
+            "due_on, original_amount, open_amount FROM erp.ar_open_items WHERE invoice_id = %s"
+            + (" FOR UPDATE" if lock else ""),
             (invoice_id,),
         ).fetchone()
         return None if row is None else OpenItem(*row)
+
+    # Customers are written at once, not buffered: few, and read back by the next account.
+    def create_customer(self, customer: Customer) -> str:
+        customer_id = f"CUS-{uuid.uuid4().hex[:10].upper()}"
+        self.conn.execute(
+            "INSERT INTO erp.customers (customer_id, account_id, name, country, currency, "
+            "tax_id, legal_entity, email_domain, parent_customer_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                customer_id,
+                customer.account_id,
+                customer.name,
+                customer.country,
+                customer.currency,
+                customer.tax_id,
+                customer.legal_entity,
+                customer.email_domain,
+                customer.parent_customer_id,
+            ),
+        )
+        return customer_id
+
+    def update_customer(self, customer_id: str, customer: Customer) -> None:
+        self.conn.execute(
+            "UPDATE erp.customers SET name = %s, country = %s, currency = %s, tax_id = %s, "
+            "legal_entity = %s, email_domain = %s, parent_customer_id = %s, updated_at = now() "
+            "WHERE customer_id = %s",
+            (
+                customer.name,
+                customer.country,
+                customer.currency,
+                customer.tax_id,
+                customer.legal_entity,
+                customer.email_domain,
+                customer.parent_customer_id,
+                customer_id,
+            ),
+        )
+
+    def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
+        a = application
+        if a.invoice_id is not None and a.settles:
+            # At once, so the next payment for this invoice in the batch reads what is left.
+            settled = self.conn.execute(
+                "UPDATE erp.ar_open_items SET open_amount = open_amount - %s, "
+                "paid_amount = paid_amount + %s, written_off_amount = written_off_amount + %s "
+                "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
+                (a.settles, a.applied_amount, a.written_off_amount, a.invoice_id, a.settles),
+            ).fetchone()
+            if settled is None:
+                raise RuntimeError(
+                    f"payment {a.payment_id} would settle more than invoice {a.invoice_id} has open"
+                )
+        entry_id, posted_at = self._journal(journal)
+        self._payments.append(
+            (
+                a.payment_id,
+                a.account_id,
+                a.customer_id,
+                a.invoice_id,
+                a.legal_entity,
+                a.currency,
+                a.amount,
+                a.fee_amount,
+                a.applied_amount,
+                a.written_off_amount,
+                a.unapplied_amount,
+                a.status.value,
+                entry_id,
+                a.settled_at,
+                a.method,
+                a.gateway_reference,
+            )
+        )
+        return Posted(f"PAY-{a.payment_id}", entry_id, posted_at)
 
     def flush(self) -> None:
         if not self._entries:
@@ -124,4 +201,14 @@ class ReferenceErp:
                     "journal_entry_id) VALUES (%s, %s, %s, %s)",
                     self._credits,
                 )
+            if self._payments:
+                cur.executemany(
+                    "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "
+                    "legal_entity, currency, amount, fee_amount, applied_amount, "
+                    "written_off_amount, unapplied_amount, status, journal_entry_id, settled_at, "
+                    "method, gateway_reference) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    self._payments,
+                )
         self._entries, self._lines, self._open_items, self._credits = [], [], [], []
+        self._payments = []

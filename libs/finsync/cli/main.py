@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -82,11 +82,52 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync.billing_jobs import PUBLISHER
+
     with db.connect(settings) as conn:
         backlog = outbox.backlog(conn)
-    for service in SERVICES:
+    for service in (*SERVICES, PUBLISHER):
         console.print(f"{service:<24} {backlog.get(service, 0)} unsent")
     return 0
+
+
+def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync import billing_jobs
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("invoice run", total=None)
+        result = billing_jobs.run_invoices(
+            settings, args.as_of, lambda n, total: bar.update(task, completed=n, total=total)
+        )
+    console.print(
+        f"invoice run as of {args.as_of}: {result.subscriptions} subscription(s) due, "
+        f"{len(result.invoices)} invoice(s) issued, {result.published} event(s) published"
+    )
+    return 0
+
+
+def cmd_billing_credit(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync import billing_jobs
+    from finsync.accounting import fmt
+
+    try:
+        memo = billing_jobs.issue_credit_memo(
+            settings, args.invoice, args.line, args.reason, args.issued_on or date.today()
+        )
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    console.print(f"credit memo {memo.credit_memo_id} for {fmt(memo.total, memo.currency)} issued")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync import simulation, summary
+
+    scenario = simulation.build(args.seed, args.tag, args.as_of, args.accounts)
+    outcome = simulation.play(settings, scenario, _say, timeout=args.timeout)
+    summary.print_summary(console, settings, outcome)
+    return 0 if outcome.complete else 1
 
 
 def _letters(args: argparse.Namespace, settings: Settings) -> list[dlq.DeadLetter]:
@@ -166,6 +207,13 @@ def _position(value: str) -> tuple[int, int]:
         ) from None
 
 
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date such as 2026-11-30") from None
+
+
 def _time(value: str) -> datetime:
     try:
         t = datetime.fromisoformat(value)
@@ -202,6 +250,30 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("outbox", help="unsent outbox messages per service").set_defaults(
         func=cmd_outbox
     )
+
+    b = sub.add_parser("billing", help="the reference billing system's jobs").add_subparsers(
+        dest="action", required=True
+    )
+    s = b.add_parser("run-invoices", help="issue and publish every invoice due by a date, once")
+    s.add_argument("--as-of", type=_date, required=True, help="bill periods starting by this date")
+    s.set_defaults(func=cmd_billing_run)
+    s = b.add_parser("credit-memo", help="credit one invoice line in full and publish it")
+    s.add_argument("invoice")
+    s.add_argument("line", help="the invoice line id")
+    s.add_argument("--reason", default="credited on request")
+    s.add_argument("--issued-on", type=_date, help="issue date (today)")
+    s.set_defaults(func=cmd_billing_credit)
+
+    s = sub.add_parser(
+        "simulate",
+        help="play a realistic order-to-cash scenario through the running services",
+    )
+    s.add_argument("--seed", type=int, default=7, help="same seed, same scenario (7)")
+    s.add_argument("--tag", help="id prefix of this run (default: from the seed and the time)")
+    s.add_argument("--as-of", type=_date, default=date.today(), help="invoice run date (today)")
+    s.add_argument("--accounts", type=int, default=200, help="CRM accounts (200)")
+    s.add_argument("--timeout", type=float, default=300, help="seconds to wait per stage (300)")
+    s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("dlq", help="inspect and replay dead letters").add_subparsers(
         dest="action", required=True

@@ -1,0 +1,61 @@
+"""The cross-reference port: finsync's map of CRM accounts to ERP customers and billing accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class MatchRule(StrEnum):
+    """Why a new CRM account was linked to an existing customer instead of creating one."""
+
+    TAX_ID = "TAX_ID"
+    NAME_COUNTRY = "NAME_COUNTRY"
+
+
+@dataclass(frozen=True)
+class AccountLink:
+    """One CRM account, the customer and billing account it maps to, and what we know of it."""
+
+    account_id: str
+    erp_customer_id: str
+    billing_account_id: str
+    version: int
+    name: str
+    normalized_name: str
+    country: str
+    currency: str
+    legal_entity: str
+    tax_id: str | None = None
+    email_domain: str | None = None
+    parent_account_id: str | None = None
+    match_rule: MatchRule | None = None
+    matched_account_id: str | None = None  # the account whose customer this one shares
+
+    @property
+    def owns_customer(self) -> bool:
+        """The account that created the customer; a linked duplicate does not change it."""
+        return self.matched_account_id is None
+
+
+class CrossReference(Protocol):
+    def link(self, account_id: str) -> AccountLink | None:
+        """The account's link, None if it is not synced (yet)."""
+
+    def match(
+        self,
+        tax_id: str | None,
+        normalized_name: str,
+        country: str,
+        legal_entity: str,
+        currency: str,
+    ) -> AccountLink | None:
+        """An account that owns a customer of the same legal entity and currency with the same
+        tax id, else the same normalized name in the same country (unless both have tax ids,
+        which differ: two companies). Serializes with other
+        matches until the transaction ends, so two duplicates arriving at once cannot both
+        create a customer."""
+
+    def save(self, link: AccountLink) -> None:
+        """Insert or replace the account's link."""

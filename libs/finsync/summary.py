@@ -1,0 +1,179 @@
+"""What a finance lead reads after an order-to-cash run: stages, dead letters, books, AR.
+
+Every figure is read back from where it landed — the systems of record, the outbound topics
+and the dead-letter topics — not from what the scenario meant to happen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from finsync import clients, db, reports
+from finsync.accounting import fmt
+from finsync.dlq import DeadLetter
+from finsync.events import (
+    AccountUpserted,
+    CustomerSynced,
+    Event,
+    OpportunityClosed,
+    SyncAction,
+)
+from finsync.serde import Serde, registry_client
+from finsync.settings import Settings
+from finsync.simulation import Outcome
+from finsync.topics import SERVICES, dlq_topic
+
+TOP_CUSTOMERS = 15
+
+
+def _outbound(settings: Settings, serde: Serde, topic: str, tag: str, since_ms: int) -> list[Event]:
+    """This run's events on an outbound topic, as published."""
+    return [
+        serde.decode(topic, r.value)
+        for r in clients.read(settings, topic, since_ms)
+        if f"-{tag}-" in (r.key_text or "")
+    ]
+
+
+def dead_letters(settings: Settings, tag: str, since_ms: int) -> list[DeadLetter]:
+    return [
+        DeadLetter(service, r)
+        for service in SERVICES
+        for r in clients.read(settings, dlq_topic(service), since_ms)
+        if f"-{tag}-" in (r.key_text or "")
+    ]
+
+
+def print_summary(console: Console, settings: Settings, outcome: Outcome) -> None:
+    s = outcome.scenario
+    like = s.like()
+    serde = Serde(registry_client(settings))
+    letters = dead_letters(settings, s.tag, outcome.started_ms)
+    dead_by_service = Counter(x.service for x in letters)
+    synced = _outbound(settings, serde, CustomerSynced.TOPIC, s.tag, outcome.started_ms)
+    actions = Counter(
+        "linked" if e.matched_account_id and e.action is SyncAction.UNCHANGED else e.action.value
+        for e in synced
+        if isinstance(e, CustomerSynced)
+    )
+    with db.connect(settings) as conn:
+        accounts = reports.accounts_synced(conn, like)
+        trails = reports.opportunity_trails(conn, sorted(s.expected.activated))
+        statuses = reports.payments_by_status(conn, like)
+        receivables = reports.receivables_by_customer(conn, like)
+        mismatches = reports.ar_discrepancies(conn, like)
+        twice = reports.duplicate_effects(conn, like)
+        balance = reports.trial_balance(conn)
+        unbalanced = reports.unbalanced_entries(conn)
+
+    console.rule(f"[bold]Order to cash[/bold] — run {s.tag}, seed {s.seed}, as of {s.as_of}")
+    table = Table(
+        "stage",
+        "events in",
+        "what happened",
+        "dead letters",
+        title=f"Stages (in {outcome.elapsed:.0f} s)",
+    )
+    crm_accounts = sum(isinstance(e, AccountUpserted) for e in s.crm) + len(s.late_accounts)
+    table.add_row(
+        "CRM accounts",
+        str(crm_accounts + 1),
+        f"{accounts.synced} accounts synced to {accounts.customers} ERP customers: "
+        f"{actions['CREATED']} created, {accounts.linked} duplicates linked, "
+        f"{actions['UPDATED']} updates applied, {actions['UNCHANGED']} stale versions ignored",
+        str(dead_by_service["account-sync"]),
+    )
+    opportunities = sum(isinstance(e, OpportunityClosed) for e in s.crm) + 1
+    activated = sum(1 for t in trails if t.subscription_id)
+    table.add_row(
+        "Opportunities",
+        str(opportunities),
+        f"{activated} subscriptions activated",
+        str(dead_by_service["subscription-activator"]),
+    )
+    issued = sum(t.invoices for t in trails)
+    posted = sum(t.posted for t in trails)
+    table.add_row(
+        "Invoices",
+        f"{len(outcome.invoices)} issued",
+        f"{posted} of {issued} posted to AR, one journal entry each",
+        str(dead_by_service["invoice-poster"]),
+    )
+    table.add_row("Credit memos", f"{len(outcome.credit_memos)} issued", "posted against AR", "")
+    table.add_row(
+        "Payments",
+        f"{len(outcome.payments)} distinct",
+        ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()) if n),
+        str(dead_by_service["payment-settler"]),
+    )
+    console.print(table)
+
+    table = Table("service", "key", "error", "reason", title="Dead letters of this run")
+    for x in sorted(letters, key=lambda x: (x.service, x.error_class, x.record.key_text or "")):
+        table.add_row(x.service, x.record.key_text or "", x.error_class, x.reason[:110])
+    console.print(table)
+
+    missing = [t.opportunity_id for t in trails if not t.posted]
+    reached = len(trails) - len(missing)
+    mark = "[green]✓[/green]" if not missing else "[red]✗[/red]"
+    console.print(
+        f"{mark} {reached} of {len(trails)} valid closed-won opportunities reached an invoice "
+        "posting in the ERP" + (f"; not: {', '.join(missing[:10])}" if missing else "")
+    )
+
+    table = Table(
+        "customer", "entity", "invoiced", "credited", "paid", "written off", "open",
+        "unapplied cash",
+        title=f"Accounts receivable, top {TOP_CUSTOMERS} of {len(receivables)} customers",
+    )  # fmt: skip
+    for r in receivables[:TOP_CUSTOMERS]:
+        c = r.currency
+        table.add_row(
+            f"{r.customer_id} {r.name}", r.legal_entity, fmt(r.invoiced, c), fmt(r.credited, c),
+            fmt(r.paid, c), fmt(r.written_off, c), fmt(r.open, c), fmt(r.unapplied_cash, c),
+        )  # fmt: skip
+    console.print(table)
+    console.print(_trial_balance(balance))
+
+    checks = [
+        (unbalanced == 0, "every journal entry balances", f"{unbalanced} entries do not balance"),
+        (not twice, "no document, payment or credit took effect twice", f"posted twice: {twice}"),
+        (
+            not mismatches,
+            "AR open amount = invoiced - credit memos - applied cash - write-offs, per invoice",
+            f"{len(mismatches)} invoices do not reconcile, e.g. {mismatches[:3]}",
+        ),
+    ]
+    for ok, good, bad in checks:
+        console.print(f"[green]✓[/green] {good}" if ok else f"[red]✗ {bad}[/red]")
+    if not outcome.complete:
+        console.print(f"[red]✗ the run did not complete: still waiting for {outcome.waiting_for}")
+
+
+def _trial_balance(balance: list[reports.TrialBalanceRow]) -> Table:
+    table = Table(
+        "legal entity", "account", "debit", "credit",
+        title="Trial balance of the reference ERP (all postings so far)",
+    )  # fmt: skip
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for r in balance:
+        table.add_row(
+            f"{r.legal_entity} {r.currency}",
+            f"{r.account_code} {r.account_name}",
+            fmt(r.debit, r.currency),
+            fmt(r.credit, r.currency),
+        )
+        t = totals[(r.legal_entity, r.currency)]
+        t[0] += r.debit
+        t[1] += r.credit
+    for (entity, currency), (dr, cr) in totals.items():
+        mark = "[green]balanced[/green]" if dr == cr else "[red]NOT BALANCED[/red]"
+        table.add_row(
+            f"{entity} {currency}", f"[bold]total[/bold] {mark}", fmt(dr, currency),
+            fmt(cr, currency),
+        )  # fmt: skip
+    return table

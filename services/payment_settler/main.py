@@ -1,0 +1,24 @@
+"""Wiring of payment-settler: its topic, its handler, the ERP and the cross-reference."""
+
+from __future__ import annotations
+
+import psycopg
+
+from finsync.adapters.crossref import CrossReferenceStore
+from finsync.adapters.reference_erp import ReferenceErp
+from finsync.events import PaymentSettled
+from finsync.service import Service
+from finsync.settings import Settings
+
+from .handler import Systems, settle_payment
+
+TOLERANCE = Settings.from_env().payment_tolerance
+
+
+def bind(conn: psycopg.Connection) -> Systems:
+    return Systems(ReferenceErp(conn), CrossReferenceStore(conn), TOLERANCE)
+
+
+SERVICE: Service[Systems] = Service(
+    name="payment-settler", handlers={PaymentSettled.TOPIC: settle_payment}, bind=bind
+)
