@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +10,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
-from finsync import clients, db, outbox
+from finsync import clients, db, outbox, processes
 from finsync.events import Event
 from finsync.messages import Outgoing, Record
 from finsync.serde import Serde
@@ -34,49 +30,13 @@ def eventually(check: Callable[[], T], timeout: float = 60, what: str = "conditi
         time.sleep(0.2)
 
 
-class ServiceProcess:
-    """`finsync run NAME` as a real process, its JSON log in a file."""
-
-    def __init__(self, name: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.env = {**os.environ, **(env or {})}
-        self.log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "finsync.cli.main", "run", self.name],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        eventually(lambda: "started" in self.log.read_text(), 30, f"{self.name} to start")
-        return self
-
-    def wait_log(self, text: str, timeout: float = 60) -> None:
-        eventually(lambda: text in self.log.read_text(), timeout, f"{text!r} in {self.log}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+class ServiceProcess(processes.ServiceProcess):
+    """A service process whose last log lines are printed when it stops, for failing tests."""
 
     def stop(self, timeout: float = 60) -> int:
-        assert self.proc is not None
-        print(
-            f"--- {self.log} (last lines) ---\n"
-            + "\n".join(self.log.read_text().splitlines()[-15:])
-        )
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired as exc:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise AssertionError(f"{self.name} did not stop on SIGTERM in {timeout}s") from exc
-        return self.proc.returncode
+        tail = "\n".join(self.log.read_text().splitlines()[-15:])
+        print(f"--- {self.log} (last lines) ---\n{tail}")
+        return super().stop(timeout)
 
 
 class TopicTail:

@@ -67,14 +67,17 @@ def open_receivables(
 class AccountsSynced:
     synced: int
     customers: int  # distinct ERP customers behind them
-    linked: int  # duplicates linked to another account's customer
+    linked: int  # duplicates linked to the customer of another account of the run
+    linked_earlier: int  # ... of an account synced before the run
 
 
 def accounts_synced(conn: psycopg.Connection, like: str) -> AccountsSynced:
     row = conn.execute(
-        "SELECT count(*), count(DISTINCT erp_customer_id), count(matched_account_id) "
+        "SELECT count(*), count(DISTINCT erp_customer_id), "
+        "count(matched_account_id) FILTER (WHERE matched_account_id LIKE %s), "
+        "count(matched_account_id) FILTER (WHERE matched_account_id NOT LIKE %s) "
         "FROM finsync.account_xref WHERE account_id LIKE %s",
-        (like,),
+        (like, like, like),
     ).fetchone()
     assert row is not None
     return AccountsSynced(*row)

@@ -76,6 +76,8 @@ _SECOND = (
     "Pharma Textiles Mobility Insurance"
 )
 SECOND = _SECOND.split()
+MIDDLE = ["", "", "", "Nordic", "Pacific", "United", "Global", "Digital", "Applied", "Advanced",
+          "Prime", "Central", "Coastal", "Alpine", "Metro"]  # fmt: skip
 # SKU, description, price per unit per period in USD, billing period, terms in months.
 PRODUCTS = [
     ("PLAT-SEAT", "Platform seat", Decimal("49.00"), BillingPeriod.MONTHLY, (12, 24)),
@@ -85,6 +87,7 @@ PRODUCTS = [
     ("ONBOARDING", "Onboarding package", Decimal("2500.00"), BillingPeriod.ONE_TIME, (1,)),
 ]
 UNREADABLE = b'{"this is": "JSON, not Avro"}'  # a publisher that forgot the serializer
+STALL = 90  # seconds without progress after which a stage is reported as stuck
 
 
 @dataclass
@@ -125,7 +128,9 @@ class _Ids:
         self.rng = rng
 
     def event(self) -> uuid.UUID:
-        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        # Random, not seeded: the seed repeats a scenario's documents, but each publication is
+        # a new event. (Documents repeated under the same tag still take effect once.)
+        return uuid.uuid4()
 
 
 def _envelope(ids: _Ids, source: str, correlation: str) -> dict[str, object]:
@@ -137,8 +142,10 @@ def _envelope(ids: _Ids, source: str, correlation: str) -> dict[str, object]:
     }
 
 
-def _company(rng: random.Random, country: str) -> str:
-    return f"{rng.choice(FIRST).replace('-', ' ')} {rng.choice(SECOND)} {LEGAL_FORMS[country]}"
+def _company(rng: random.Random, country: str, first: str | None = None) -> str:
+    first = first or rng.choice(FIRST).replace("-", " ")
+    middle = rng.choice(MIDDLE)
+    return f"{first} {middle + ' ' if middle else ''}{rng.choice(SECOND)} {LEGAL_FORMS.get(country, 'Ltd')}"
 
 
 def _tax_id(rng: random.Random, country: str) -> str:
@@ -150,21 +157,24 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
     rng = random.Random(seed)
     tag = tag or f"s{seed}{uuid.uuid4().hex[:4]}"
     ids = _Ids(rng)
+    # Who the companies are differs from run to run, so one run's accounts are not duplicates
+    # of the last one's; what happens to them is the seed's.
+    who = random.Random(f"{seed}:{tag}")
     expected = Expected()
     valid: dict[str, AccountUpserted] = {}
 
-    def account(n: int, **over: object) -> AccountUpserted:
+    def account(n: int, name_prefix: str | None = None, **over: object) -> AccountUpserted:
         entity, currency, countries = rng.choice(REGIONS)
-        country = rng.choice(countries)
+        country = str(over.get("country") or rng.choice(countries))
         account_id = f"ACC-{tag}-{n:04d}"
-        name = _company(rng, country)
+        name = _company(who, country, name_prefix)
         fields: dict[str, object] = {
             **_envelope(ids, "crm", f"acc-{account_id}"),
             "account_id": account_id,
             "name": name,
             "country": country,
             "currency": currency,
-            "tax_id": _tax_id(rng, country) if rng.random() < 0.8 else None,
+            "tax_id": _tax_id(who, country) if rng.random() < 0.9 else None,
             "email_domain": name.split()[0].lower() + ".example",
             "legal_entity": entity,
             "version": 1,
@@ -172,27 +182,31 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         fields.update(over)
         return AccountUpserted.model_validate(fields)
 
-    # Plain accounts, names kept distinct so only the planted duplicates match.
+    # Names are kept distinct (per country) so that only the planted duplicates match.
     names: set[tuple[str, str]] = set()
-    for n in range(1, accounts + 1):
-        a = account(n)
+
+    def distinct(n: int, name_prefix: str | None = None, **over: object) -> AccountUpserted:
+        a = account(n, name_prefix, **over)
         while (a.name.lower(), a.country) in names:
-            a = account(n)
+            a = account(n, name_prefix, **over)
         names.add((a.name.lower(), a.country))
+        return a
+
+    for n in range(1, accounts + 1):
+        a = distinct(n)
         valid[a.account_id] = a
     plain = list(valid.values())
 
     # Children: some published before their parents, which then wait in retry.
     children = []
     for n, parent in enumerate(rng.sample(plain, max(4, accounts // 12)), accounts + 1):
-        child = account(
+        child = distinct(
             n,
             legal_entity=parent.legal_entity,
             currency=parent.currency,
             country=parent.country,
             parent_account_id=parent.account_id,
-            name=f"{parent.name.split(' ')[0]} {rng.choice(SECOND)} {LEGAL_FORMS[parent.country]}",
-            tax_id=_tax_id(rng, parent.country),
+            name_prefix=parent.name.split(" ")[0],  # a subsidiary: the group's name, a division
         )
         valid[child.account_id] = child
         children.append(child)
@@ -445,17 +459,19 @@ def _wait(
     timeout: float,
     outcome: Outcome,
 ) -> bool:
-    started = time.monotonic()
+    """Wait until `done`; give up after `timeout`, or when nothing moved for STALL seconds."""
+    started = moved = time.monotonic()
     last = ""
     while True:
         ok, progress = done()
         if progress != last:
             say(f"{what}: {progress}")
-            last = progress
+            last, moved = progress, time.monotonic()
         if ok:
             outcome.stages[what] = time.monotonic() - started
             return True
-        if time.monotonic() - started > timeout:
+        now = time.monotonic()
+        if now - started > timeout or now - moved > STALL:
             outcome.waiting_for = f"{what} ({progress})"
             return False
         time.sleep(1.0)

@@ -48,7 +48,8 @@ def dead_letters(settings: Settings, tag: str, since_ms: int) -> list[DeadLetter
     ]
 
 
-def print_summary(console: Console, settings: Settings, outcome: Outcome) -> None:
+def print_summary(console: Console, settings: Settings, outcome: Outcome) -> bool:
+    """Print the summary; True when the run completed and the books are right."""
     s = outcome.scenario
     like = s.like()
     serde = Serde(registry_client(settings))
@@ -83,8 +84,10 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> Non
         "CRM accounts",
         str(crm_accounts + 1),
         f"{accounts.synced} accounts synced to {accounts.customers} ERP customers: "
-        f"{actions['CREATED']} created, {accounts.linked} duplicates linked, "
-        f"{actions['UPDATED']} updates applied, {actions['UNCHANGED']} stale versions ignored",
+        f"{actions['CREATED']} created, {accounts.linked} duplicates linked"
+        + (f" (+{accounts.linked_earlier} to earlier customers)" if accounts.linked_earlier else "")
+        + ", "
+        + f"{actions['UPDATED']} updates applied, {actions['UNCHANGED']} stale versions ignored",
         str(dead_by_service["account-sync"]),
     )
     opportunities = sum(isinstance(e, OpportunityClosed) for e in s.crm) + 1
@@ -152,6 +155,7 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> Non
         console.print(f"[green]✓[/green] {good}" if ok else f"[red]✗ {bad}[/red]")
     if not outcome.complete:
         console.print(f"[red]✗ the run did not complete: still waiting for {outcome.waiting_for}")
+    return outcome.complete and not missing and all(ok for ok, _, _ in checks)
 
 
 def _trial_balance(balance: list[reports.TrialBalanceRow]) -> Table:

@@ -126,8 +126,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     scenario = simulation.build(args.seed, args.tag, args.as_of, args.accounts)
     outcome = simulation.play(settings, scenario, _say, timeout=args.timeout)
-    summary.print_summary(console, settings, outcome)
-    return 0 if outcome.complete else 1
+    return 0 if summary.print_summary(console, settings, outcome) else 1
 
 
 def _letters(args: argparse.Namespace, settings: Settings) -> list[dlq.DeadLetter]:
