@@ -144,8 +144,8 @@ def _envelope(ids: _Ids, source: str, correlation: str) -> dict[str, object]:
 
 def _company(rng: random.Random, country: str, first: str | None = None) -> str:
     first = first or rng.choice(FIRST).replace("-", " ")
-    middle = rng.choice(MIDDLE)
-    return f"{first} {middle + ' ' if middle else ''}{rng.choice(SECOND)} {LEGAL_FORMS.get(country, 'Ltd')}"
+    words = [first, rng.choice(MIDDLE), rng.choice(SECOND), LEGAL_FORMS.get(country, "Ltd")]
+    return " ".join(w for w in words if w)
 
 
 def _tax_id(rng: random.Random, country: str) -> str:
