@@ -422,6 +422,7 @@ class Outcome:
     invoices: list[InvoiceIssued] = field(default_factory=list)
     credit_memos: list[CreditMemoIssued] = field(default_factory=list)
     payments: list[PaymentSettled] = field(default_factory=list)  # distinct, published
+    prepaid: list[tuple[str, date]] = field(default_factory=list)  # future invoices paid for
     stages: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     elapsed: float = 0.0
     complete: bool = False
@@ -574,6 +575,7 @@ def _play(
         return
 
     payments = plan.payments(s, outcome.credit_memos)
+    outcome.prepaid = plan.prepaid
     for p, error in plan.invalid:
         s.expected.dead_letter("payment-settler", p.payment_id, error)
     s.expected.dead_letter("payment-settler", f"PAY-{s.tag}-UNREADABLE", "UndecodableEvent")

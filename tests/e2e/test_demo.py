@@ -13,19 +13,21 @@ from finsync.settings import Settings
 pytestmark = pytest.mark.e2e
 
 
-def test_the_demo_posts_every_document_once_and_the_books_balance(settings: Settings) -> None:
+def test_the_demo_takes_every_deal_from_crm_account_to_applied_cash(settings: Settings) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "finsync.demo"],
         capture_output=True,
         text=True,
-        timeout=300,
-        env={**os.environ, "FINSYNC_DEMO_SEED": "4242", "COLUMNS": "200"},
+        timeout=600,
+        env={**os.environ, "FINSYNC_DEMO_ACCOUNTS": "120"},
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    assert "invoices posted      96/96, one journal entry each" in out
-    assert "credit memos posted  8/8" in out
-    assert "re-sent under a new event id: 1 journal entry" in out
-    assert "InvalidEvent" in out and "UndecodableEvent" in out
-    assert "NOT BALANCED" not in out
+    for stage in ("CRM accounts", "Opportunities", "Invoices", "Credit memos", "Payments"):
+        assert stage in out
+    assert "valid closed-won opportunities reached an invoice posting" in out
+    assert "✗" not in out and "NOT BALANCED" not in out
     assert "every journal entry balances" in out
+    assert "AR open amount = invoiced - credit memos - applied cash - write-offs" in out
+    for error in ("InvalidEvent", "UndecodableEvent", "DependencyNotReady"):
+        assert error in out
