@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from rich.console import Console
 from rich.table import Table
 
-from finsync import clients, db, scenario
+from finsync import clients, db, documents
 from finsync.events import InvoiceIssued, InvoicePosted
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
@@ -70,7 +70,7 @@ def publish_invoices(settings: Settings, serde: Serde, n: int, seed: int) -> Off
     producer = Producer({**settings.kafka_config(), "linger.ms": 20, "compression.type": "lz4"})
     with console.status(f"publishing {n} invoices ...") as status:
         for i in range(n):
-            invoice = scenario.invoice(rng, i)
+            invoice = documents.invoice(rng, i)
             while True:
                 try:
                     producer.produce(TOPIC, serde.encode(invoice), invoice.key.encode())
@@ -278,7 +278,7 @@ def latency(settings: Settings, serde: Serde, rate: int, seconds: int) -> list[f
         while len(seen) < total and time.perf_counter() - start < seconds + 30:
             due = min(total, int((time.perf_counter() - start) * rate))
             while i < due:
-                invoice = scenario.invoice(rng, i)
+                invoice = documents.invoice(rng, i)
                 producer.produce(TOPIC, serde.encode(invoice), invoice.key.encode())
                 producer.poll(0)
                 sent[str(invoice.event_id)] = time.perf_counter()

@@ -32,6 +32,7 @@ from finsync.billing_schedule import (
     periods_in_term,
     phase_end,
 )
+from finsync.documents import FX
 from finsync.events import (
     AccountUpserted,
     BillingPeriod,
@@ -53,7 +54,6 @@ REGIONS = [
     ("ACME-UK", "GBP", ["GB", "GB", "IE"]),
     ("ACME-JP", "JPY", ["JP"]),
 ]
-FX = {"USD": Decimal(1), "EUR": Decimal("0.92"), "GBP": Decimal("0.79"), "JPY": Decimal(150)}
 LEGAL_FORMS = {
     "US": "Inc.",
     "CA": "Ltd.",

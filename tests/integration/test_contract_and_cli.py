@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finsync import provision, scenario
+from finsync import documents, provision
 from finsync.cli.main import main as finsync
 from finsync.serde import registry_client, schema_text
 from finsync.settings import Settings
@@ -40,7 +40,7 @@ def test_a_schema_change_that_breaks_registered_versions_fails_the_check(
 def test_a_publisher_posts_an_invoice_from_json_and_an_sre_finds_a_bad_one(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    invoice = scenario.invoice(random.Random(uuid.uuid4().int), 1)
+    invoice = documents.invoice(random.Random(uuid.uuid4().int), 1)
     record = json.loads(invoice.model_dump_json(exclude={"event_id", "occurred_at"}))
     good = tmp_path / "invoice.json"
     good.write_text(json.dumps(record))

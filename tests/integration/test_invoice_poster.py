@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from finsync import dlq, inbox, scenario
+from finsync import dlq, documents, inbox
 from finsync import headers as h
 from finsync.events import InvoiceIssued
 from finsync.serde import Serde
@@ -62,7 +62,7 @@ def test_a_duplicate_delivery_and_a_resent_document_make_one_journal(
     settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
 ) -> None:
     tail = TopicTail(settings, "erp.invoice-posted")
-    invoice = scenario.invoice(rng, 1)
+    invoice = documents.invoice(rng, 1)
     resent = invoice.model_copy(update={"event_id": uuid.uuid4()})  # same invoice, new event id
     publish(settings, serde, [invoice, invoice, resent])
     eventually(lambda: journals(settings, f"invoice:{invoice.invoice_id}") == 1, 30, "the posting")
@@ -82,7 +82,7 @@ def test_a_duplicate_delivery_and_a_resent_document_make_one_journal(
 def test_poison_bytes_and_an_unknown_schema_are_dead_lettered_and_the_events_behind_them_posted(
     settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
 ) -> None:
-    invoice = scenario.invoice(rng, 2)
+    invoice = documents.invoice(rng, 2)
     key = invoice.invoice_id.encode()  # same key: same partition, right in front of the invoice
     publish_raw(
         settings,
@@ -129,7 +129,7 @@ def test_poison_bytes_and_an_unknown_schema_are_dead_lettered_and_the_events_beh
 def test_a_business_invalid_invoice_is_dead_lettered_with_a_reason(
     settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
 ) -> None:
-    good = scenario.invoice(rng, 3)
+    good = documents.invoice(rng, 3)
     bad = good.model_copy(
         update={
             "event_id": uuid.uuid4(),
@@ -158,8 +158,8 @@ def test_a_business_invalid_invoice_is_dead_lettered_with_a_reason(
 def test_a_dead_letter_replayed_after_its_cause_is_fixed_posts_exactly_once(
     settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
 ) -> None:
-    invoice = scenario.invoice(rng, 4)
-    memo = scenario.credit_memo(rng, invoice)
+    invoice = documents.invoice(rng, 4)
+    memo = documents.credit_memo(rng, invoice)
     publish(settings, serde, [memo])  # its invoice is not posted: retries, then a dead letter
 
     def letter() -> dlq.DeadLetter | None:
@@ -210,7 +210,7 @@ def committed(settings: Settings, group: str, topic: str) -> int:
 def test_sigkill_between_database_commit_and_offset_commit_makes_no_duplicate(
     settings: Settings, serde: Serde, rng: random.Random, tmp_path: Path
 ) -> None:
-    invoices = [scenario.invoice(rng, n) for n in range(20)]
+    invoices = [documents.invoice(rng, n) for n in range(20)]
     before = committed(settings, "invoice-poster", InvoiceIssued.TOPIC)
     crashing = ServiceProcess(
         "invoice-poster", tmp_path, {**FAST_RETRIES, "FINSYNC_FAULT_PAUSE": "before-offset-commit"}
@@ -245,9 +245,9 @@ def test_sigkill_between_database_commit_and_offset_commit_makes_no_duplicate(
 def test_a_record_waiting_in_retry_does_not_hold_up_the_records_behind_it(
     settings: Settings, serde: Serde, rng: random.Random, tmp_path: Path
 ) -> None:
-    invoice = scenario.invoice(rng, 5)
-    memo = scenario.credit_memo(rng, invoice)  # its invoice is not posted: it must wait
-    behind = [scenario.invoice(rng, n) for n in range(6, 11)]
+    invoice = documents.invoice(rng, 5)
+    memo = documents.credit_memo(rng, invoice)  # its invoice is not posted: it must wait
+    behind = [documents.invoice(rng, n) for n in range(6, 11)]
     slow_retries = {"FINSYNC_RETRY_BASE_SECONDS": "30", "FINSYNC_MAX_ATTEMPTS": "3"}
     poster = ServiceProcess("invoice-poster", tmp_path, slow_retries).start()
     try:

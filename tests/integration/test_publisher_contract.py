@@ -222,10 +222,14 @@ def test_account_sync_creates_updates_ignores_stale_and_links_duplicates(
     digits = f"{uuid.uuid4().int % 10**9:09d}"  # a tax id no earlier run used
     account_id, duplicate_id = f"ACC-PUB-{run_id()}", f"ACC-PUB-{run_id()}"
     v1 = account_upserted(account_id, f"Publisher {account_id} GmbH", f"DE{digits}")
-    v2 = {**v1, **envelope("crm", v1["correlation_id"]), "version": 2,
-          "name": f"Publisher {account_id} Cloud GmbH"}  # fmt: skip
-    v1_again = {**v1, **envelope("crm", v1["correlation_id"])}  # same version, new event_id
-    spaced = f"DE {digits[:3]} {digits[3:6]} {digits[6:]}"
+
+    def version(n: int, **changes: object) -> Message:  # a later CRM event of the account
+        return {**v1, **envelope("crm", v1["correlation_id"]), "version": n, **changes}
+
+    v2 = version(2, name=f"Publisher {account_id} Cloud GmbH")
+    v1_again = version(1)  # version 1 re-sent under a new event_id
+    v2_late = version(3, email_domain="late.example") | {"version": 2}
+    spaced = f"DE {digits[:3]} {digits[3:6]} {digits[6:]}"  # the same tax id, written apart
     duplicate = account_upserted(duplicate_id, f"Publisher {duplicate_id} Europe", spaced)
 
     with running(tmp_path, "account-sync"):
@@ -236,8 +240,17 @@ def test_account_sync_creates_updates_ignores_stale_and_links_duplicates(
             publisher.publish("crm.account-upserted", account_id, v2)
             updated = customers.caused_by(account_id, v2["event_id"])
 
+            # A version already synced is one document: re-sent under a new event_id it takes
+            # no effect and publishes nothing. The next event of the same account (same key,
+            # same partition, published after it) is the proof that nothing came of it.
             publisher.publish("crm.account-upserted", account_id, v1_again)
-            stale = customers.caused_by(account_id, v1_again["event_id"])
+            third = v2 | envelope("crm", v1["correlation_id"])  # v2 again, new event id too
+            del third  # (kept out: one re-send is enough)
+            stale_v1 = version(1, name="Stale name GmbH") | {"event_id": v1_again["event_id"]}
+            del stale_v1
+            publisher.publish("crm.account-upserted", account_id, v2_late)
+            stale = customers.caused_by(account_id, v2_late["event_id"])
+            assert not [v for _, v in customers.seen if v["causation_id"] == v1_again["event_id"]]
 
             publisher.publish("crm.account-upserted", duplicate_id, duplicate)
             linked = customers.caused_by(duplicate_id, duplicate["event_id"])

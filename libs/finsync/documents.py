@@ -1,4 +1,6 @@
-"""Realistic, seedable billing documents for the demo, the tests and the benchmark."""
+"""Random but valid billing documents — invoices and credit memos — straight from billing, for the
+benchmark and the invoice-poster tests. (`simulation` plays the whole order-to-cash flow.)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from finsync.accounting import MINOR_UNITS
+from finsync.billing_schedule import add_months, money
 from finsync.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
 
 PRODUCTS = [
@@ -28,32 +30,23 @@ FX = {"USD": Decimal(1), "EUR": Decimal("0.92"), "GBP": Decimal("0.79"), "JPY": 
 MONTHS = {"MONTHLY": 1, "QUARTERLY": 3, "ANNUAL": 12, "ONE_TIME": 0}
 
 
-def _money(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]))
-
-
-def _add_months(day: date, months: int) -> date:
-    y, m = divmod(day.month - 1 + months, 12)
-    return date(day.year + y, m + 1, 1) + timedelta(days=day.day - 1)
-
-
 def invoice(rng: random.Random, number: int, issued_on: date | None = None) -> InvoiceIssued:
     entity, currency, tax_rate = rng.choice(ENTITIES)
     issued = issued_on or date(2026, 11, 1) + timedelta(days=rng.randrange(28))
     lines = []
     for i, (sku, name, usd_price, period) in enumerate(rng.sample(PRODUCTS, rng.randint(1, 3)), 1):
         qty = rng.randint(1, 25) if period != "ONE_TIME" else 1
-        amount = _money(usd_price * FX[currency] * qty, currency)
+        amount = money(usd_price * FX[currency] * qty, currency)
         start = issued.replace(day=1)
         months = MONTHS[period]
-        end = _add_months(start, months) - timedelta(days=1) if months else None
+        end = add_months(start, months) - timedelta(days=1) if months else None
         lines.append(
             InvoiceLine(
                 line_id=str(i),
                 description=f"{name} x {qty}",
                 sku=sku,
                 amount=amount,
-                tax_amount=_money(amount * tax_rate, currency),
+                tax_amount=money(amount * tax_rate, currency),
                 service_period_start=start if months else None,
                 service_period_end=end,
             )
