@@ -19,6 +19,7 @@ import psycopg
 from finsync import db, outbox
 from finsync.billing_schedule import InvoiceDraft, PhaseTerms, due_invoices
 from finsync.events import BillingPeriod, CreditMemoIssued, Event, InvoiceIssued, InvoiceLine
+from finsync.messages import Headers
 from finsync.relay import Relay
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
@@ -48,10 +49,10 @@ def _phases(conn: psycopg.Connection, subscription_id: str) -> list[PhaseTerms]:
 
 def _issue(
     conn: psycopg.Connection,
-    subscription: tuple[str, str, str, str, str, str, Decimal, int],
+    subscription: tuple[str, str, str, str, str, str, Decimal, int, str | None],
     draft: InvoiceDraft,
 ) -> InvoiceIssued:
-    sub_id, opportunity_id, account_id, entity, currency, correlation_id, _, terms = subscription
+    sub_id, opportunity_id, account_id, entity, currency, correlation_id, _, terms, _ = subscription
     number = conn.execute("SELECT nextval('billing.invoice_number')").fetchone()
     assert number is not None
     event = InvoiceIssued(
@@ -126,8 +127,12 @@ def _issue(
     return event
 
 
-def _write(conn: psycopg.Connection, serde: Serde, events: list[Event]) -> None:
-    outbox.add(conn, PUBLISHER, [serde.outgoing(e) for e in events])
+def _write(
+    conn: psycopg.Connection, serde: Serde, events: list[Event], traceparent: str | None
+) -> None:
+    """Into billing's outbox; with the subscription's trace, so the invoice joins it."""
+    headers: Headers = [("traceparent", traceparent.encode())] if traceparent else []
+    outbox.add(conn, PUBLISHER, [serde.outgoing(e, headers) for e in events])
     outbox.notify(conn, PUBLISHER)
 
 
@@ -143,7 +148,7 @@ def run_invoices(
     with db.connect(settings) as conn:
         subscriptions = conn.execute(
             "SELECT s.subscription_id, s.opportunity_id, s.account_id, s.legal_entity, "
-            "s.currency, s.correlation_id, e.tax_rate, e.payment_terms_days "
+            "s.currency, s.correlation_id, e.tax_rate, e.payment_terms_days, s.traceparent "
             "FROM billing.subscriptions s JOIN billing.legal_entities e USING (legal_entity) "
             "WHERE EXISTS (SELECT 1 FROM billing.subscription_phases p "
             "WHERE p.subscription_id = s.subscription_id AND p.start_date <= %s) "
@@ -168,7 +173,7 @@ def run_invoices(
                 }
                 drafts = due_invoices(_phases(conn, sub[0]), sub[4], sub[6], as_of, billed)
                 events = [_issue(conn, sub, d) for d in drafts]
-                _write(conn, serde, list(events))
+                _write(conn, serde, list(events), sub[8])
             issued += events
             progress(n, len(subscriptions))
     published = Relay(PUBLISHER, settings).drain()
@@ -193,7 +198,8 @@ def issue_credit_memo(
         if head is None or line is None:
             raise LookupError(f"billing has no invoice {invoice} with a line {line_id}")
         correlation = conn.execute(
-            "SELECT s.correlation_id FROM billing.invoices i JOIN billing.subscriptions s "
+            "SELECT s.correlation_id, s.traceparent FROM billing.invoices i "
+            "JOIN billing.subscriptions s "
             "USING (subscription_id) WHERE i.invoice_id = %s",
             (invoice,),
         ).fetchone()
@@ -229,6 +235,6 @@ def issue_credit_memo(
             "reason, total) VALUES (%s, %s, %s, %s, %s, %s)",
             (memo.credit_memo_id, invoice, line_id, issued_on, reason, memo.total),
         )
-        _write(conn, serde, [memo])
+        _write(conn, serde, [memo], correlation[1] if correlation else None)
     Relay(PUBLISHER, settings).drain()
     return memo

@@ -73,6 +73,7 @@ class Relay:
                 time.sleep(0.5)
             while self.publish_pending(conn) == BATCH:
                 pass
+            self._prune(conn)
         self.producer.flush(10)
         return self.sent
 

@@ -14,7 +14,7 @@ from datetime import date
 
 import pytest
 
-from finsync import billing_jobs, db, dlq, reports, simulation
+from finsync import billing_jobs, clients, db, dlq, reports, simulation
 from finsync.processes import ServiceProcess
 from finsync.serde import Serde
 from finsync.settings import Settings
@@ -151,6 +151,28 @@ def test_the_books_balance_and_receivables_reconcile(settings: Settings, run: Ou
         assert ledger == items
         trails = reports.opportunity_trails(conn, sorted(run.scenario.expected.activated))
     assert trails and all(t.posted > 0 and t.posted == t.invoices for t in trails)
+
+
+def _trace_ids(settings: Settings, topic: str, run: Outcome) -> dict[str, str]:
+    """Business key -> trace id of this run's records on a topic."""
+    out = {}
+    for record in clients.read(settings, topic, run.started_ms):
+        parent = record.header_text("traceparent")
+        if f"-{run.scenario.tag}-" in (record.key_text or "") and parent:
+            out[record.key_text or ""] = parent.split("-")[1]
+    return out
+
+
+def test_one_trace_follows_a_deal_from_subscription_to_invoice_posting(
+    settings: Settings, run: Outcome
+) -> None:
+    activated = _trace_ids(settings, "billing.subscription-activated", run)
+    issued = _trace_ids(settings, "billing.invoice-issued", run)
+    posted = _trace_ids(settings, "erp.invoice-posted", run)
+    assert issued and set(issued) <= set(posted)
+    for invoice in run.invoices:
+        subscription = invoice.subscription_id or ""
+        assert issued[invoice.invoice_id] == activated[subscription] == posted[invoice.invoice_id]
 
 
 def _letters(settings: Settings, service: str, tag: str) -> list[dlq.DeadLetter]:

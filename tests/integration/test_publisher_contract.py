@@ -188,7 +188,7 @@ def envelope(source: str, correlation_id: str) -> Message:
     }
 
 
-def account_upserted(account_id: str, name: str, tax_id: str, version: int = 1) -> Message:
+def account_upserted(account_id: str, name: str, tax_id: str) -> Message:
     return {
         **envelope("crm", f"account-{account_id}"),
         "account_id": account_id,
@@ -199,7 +199,7 @@ def account_upserted(account_id: str, name: str, tax_id: str, version: int = 1) 
         "email_domain": f"{account_id.lower()}.example",
         "parent_account_id": None,
         "legal_entity": "ACME-DE",
-        "version": version,
+        "version": 1,
     }
 
 

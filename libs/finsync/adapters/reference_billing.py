@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
+from finsync import telemetry
 from finsync.errors import InvalidEvent
 from finsync.ports.billing import BillingAccount, NewSubscription
 
@@ -71,10 +72,11 @@ class ReferenceBilling:
         s = subscription
         self._check_entity(s.legal_entity)
         sub_id = subscription_id(s.opportunity_id)
+        trace = dict(telemetry.inject()).get("traceparent")
         self.conn.execute(
             "INSERT INTO billing.subscriptions (subscription_id, opportunity_id, "
-            "billing_account_id, account_id, legal_entity, currency, correlation_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "billing_account_id, account_id, legal_entity, currency, correlation_id, "
+            "traceparent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 sub_id,
                 s.opportunity_id,
@@ -83,6 +85,7 @@ class ReferenceBilling:
                 s.legal_entity,
                 s.currency,
                 s.correlation_id,
+                trace.decode() if trace else None,
             ),
         )
         with self.conn.cursor() as cur:
