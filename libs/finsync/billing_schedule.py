@@ -51,6 +51,15 @@ def period_charge(quantity: Decimal, unit_price: Decimal, currency: str) -> Deci
     return money(quantity * unit_price, currency)
 
 
+def line_value(
+    quantity: Decimal, unit_price: Decimal, period: BillingPeriod, term_months: int, currency: str
+) -> Decimal | None:
+    """What a contract line bills over its term, before tax; None when the term is not a whole
+    number of billing periods."""
+    count = periods_in_term(period, term_months)
+    return None if count is None else period_charge(quantity, unit_price, currency) * count
+
+
 @dataclass(frozen=True)
 class Period:
     start: date

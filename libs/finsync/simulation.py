@@ -27,9 +27,8 @@ from finsync.billing_schedule import (
     PhaseTerms,
     add_months,
     due_invoices,
+    line_value,
     money,
-    period_charge,
-    periods_in_term,
     phase_end,
 )
 from finsync.documents import FX
@@ -268,8 +267,8 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         valid[a.account_id] = v3
 
     # An orphan: its parent never comes, so it ends as a dead letter after its retries.
-    orphan_parent = account(n + 1)
-    orphan = account(
+    orphan_parent = distinct(n + 1)
+    orphan = distinct(
         n + 2,
         legal_entity=orphan_parent.legal_entity,
         currency=orphan_parent.currency,
@@ -302,7 +301,6 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
     # A few accounts reach CRM's topic only after their opportunities, which wait in retry.
     # (Not parents, originals of duplicates or updated accounts: those have stories of their own.)
     busy = {c.parent_account_id for c in children} | {u.account_id for u in updates}
-    busy |= {a.account_id for a in plain if a.tax_id in {d.tax_id for d in duplicates}}
     busy |= set(expected.linked.values()) | {plain[0].account_id}
     late = rng.sample([a for a in plain if a.account_id not in busy], max(3, accounts // 30))
     late_ids = {a.account_id for a in late}
@@ -356,11 +354,11 @@ def _line(
 
 
 def contract_value(lines: list[OpportunityLine], currency: str) -> Decimal:
-    total = Decimal(0)
-    for x in lines:
-        periods = periods_in_term(x.billing_period, x.term_months) or 0
-        total += period_charge(x.quantity, x.unit_price, currency) * periods
-    return total
+    values = (
+        line_value(x.quantity, x.unit_price, x.billing_period, x.term_months, currency)
+        for x in lines
+    )
+    return sum((v or Decimal(0) for v in values), Decimal(0))
 
 
 def _opportunity(

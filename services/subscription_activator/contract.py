@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from finsync.accounting import check_money, fmt
-from finsync.billing_schedule import period_charge, periods_in_term, phase_end
+from finsync.billing_schedule import line_value, phase_end
 from finsync.errors import InvalidEvent
 from finsync.events import OpportunityClosed
 from finsync.ports.billing import Phase
@@ -35,13 +35,15 @@ def phases(opportunity: OpportunityClosed) -> tuple[Phase, ...]:
             raise InvalidEvent(f"{about} has a negative unit price")
         if line.term_months <= 0:
             raise InvalidEvent(f"{about} has a term of {line.term_months} months; it must be > 0")
-        count = periods_in_term(line.billing_period, line.term_months)
-        if count is None:
+        billed = line_value(
+            line.quantity, line.unit_price, line.billing_period, line.term_months, currency
+        )
+        if billed is None:
             raise InvalidEvent(
                 f"{about}: a term of {line.term_months} months is not a whole number of "
                 f"{line.billing_period.value} billing periods"
             )
-        value += period_charge(line.quantity, line.unit_price, currency) * count
+        value += billed
     if value != opportunity.total_contract_value:
         raise InvalidEvent(
             f"{what} lines add up to {fmt(value, currency)} over their terms, but its "
