@@ -86,6 +86,7 @@ PRODUCTS = [
     ("ONBOARDING", "Onboarding package", Decimal("2500.00"), BillingPeriod.ONE_TIME, (1,)),
 ]
 UNREADABLE = b'{"this is": "JSON, not Avro"}'  # a publisher that forgot the serializer
+MIN_ACCOUNTS = 20  # enough for every kind of account, deal and payment to occur
 STALL = 90  # seconds without progress after which a stage is reported as stuck
 
 
@@ -153,6 +154,8 @@ def _tax_id(rng: random.Random, country: str) -> str:
 
 def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scenario:
     """The whole CRM side of the scenario; billing and payments follow from what happens."""
+    if accounts < MIN_ACCOUNTS:
+        raise ValueError(f"a scenario needs at least {MIN_ACCOUNTS} accounts, not {accounts}")
     rng = random.Random(seed)
     tag = tag or f"s{seed}{uuid.uuid4().hex[:4]}"
     ids = _Ids(rng)
@@ -537,7 +540,8 @@ def _play(
     if not _wait("CRM dead letters", crm_dead, say, timeout, outcome):
         return
 
-    early = _early_payments(settings, s)
+    rates = _tax_rates(settings)
+    early = _early_payments(s, rates)
     say(f"the gateway settles {len(early)} card payments before their invoices reach the ERP")
     _publish(settings, serde, list(early))
     result = billing_jobs.run_invoices(settings, s.as_of)
@@ -553,7 +557,6 @@ def _play(
     if not _wait("invoice postings", posted, say, timeout, outcome):
         return
 
-    rates = {entity: rate for entity, (rate, _) in _tax_rates(settings).items()}
     plan = PaymentPlan.make(s, outcome.invoices, {p.invoice_id for p in early}, rates)
     for invoice, line in plan.credits:
         outcome.credit_memos.append(
@@ -601,12 +604,11 @@ def _play(
     outcome.complete = True
 
 
-def _tax_rates(settings: Settings) -> dict[str, tuple[Decimal, int]]:
+def _tax_rates(settings: Settings) -> dict[str, Decimal]:
+    """Billing's tax rate per legal entity, to predict what its invoices will total."""
     with db.connect(settings) as conn:
-        rows = conn.execute(
-            "SELECT legal_entity, tax_rate, payment_terms_days FROM billing.legal_entities"
-        ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+        rows = conn.execute("SELECT legal_entity, tax_rate FROM billing.legal_entities").fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def predicted_invoices(
@@ -658,13 +660,12 @@ def _payment(
     )
 
 
-def _early_payments(settings: Settings, s: Scenario) -> list[PaymentSettled]:
+def _early_payments(s: Scenario, rates: dict[str, Decimal]) -> list[PaymentSettled]:
     """Card payments captured at checkout for each deal's first invoice: they settle before
     billing's invoice is posted, and wait for it."""
-    rates = _tax_rates(settings)
     out = []
     for k, o in enumerate(s.rng.sample(s.opportunities, min(10, len(s.opportunities))), 1):
-        invoices = predicted_invoices(o, s.as_of, rates[o.legal_entity][0])
+        invoices = predicted_invoices(o, s.as_of, rates[o.legal_entity])
         if invoices:
             invoice_id, _, total = invoices[0]
             out.append(_payment(s, k, o.account_id, invoice_id, total, o.currency,

@@ -206,6 +206,14 @@ def _position(value: str) -> tuple[int, int]:
         ) from None
 
 
+def _accounts(value: str) -> int:
+    from finsync.simulation import MIN_ACCOUNTS
+
+    if not value.isdigit() or int(value) < MIN_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of at least {MIN_ACCOUNTS}")
+    return int(value)
+
+
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -270,7 +278,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7, help="same seed, same scenario (7)")
     s.add_argument("--tag", help="id prefix of this run (default: from the seed and the time)")
     s.add_argument("--as-of", type=_date, default=date.today(), help="invoice run date (today)")
-    s.add_argument("--accounts", type=int, default=200, help="CRM accounts (200)")
+    s.add_argument("--accounts", type=_accounts, default=200, help="CRM accounts (200)")
     s.add_argument("--timeout", type=float, default=300, help="seconds to wait per stage (300)")
     s.set_defaults(func=cmd_simulate)
 
