@@ -50,8 +50,8 @@ def bench_settings(settings: Settings) -> Settings:
 
 def reset_database(settings: Settings) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS erp CASCADE")
-        conn.execute("DROP SCHEMA IF EXISTS finsync CASCADE")
+        for schema in ("erp", "billing", "finsync"):  # everything the migrations create
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.execute("DROP TABLE IF EXISTS public.finsync_migrations")
     db.migrate(settings)
 

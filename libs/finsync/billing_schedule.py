@@ -130,8 +130,8 @@ def due_invoices(
     for p in phases:
         amount = period_charge(p.quantity, p.unit_price, currency)
         for period in billing_periods(p.billing_period, p.start_date, p.end_date, as_of):
-            if (p.phase_no, period.start) in billed:
-                continue
+            if (p.phase_no, period.start) in billed or not amount:
+                continue  # billed already, or free: nothing to invoice
             description = p.description  # a one-time charge has no service period to print
             if period.end is not None:
                 description += f" ({period.start:%Y-%m-%d} to {period.end:%Y-%m-%d})"

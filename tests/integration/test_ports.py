@@ -316,6 +316,16 @@ def payment_journal(a: CashApplication, key: str | None = None) -> Journal:
     )
 
 
+def credit_memo_journal(amount: Decimal, key: str | None = None) -> Journal:
+    return Journal(
+        key=key or f"credit-memo:{uid('CM')}",
+        legal_entity=ENTITY,
+        currency=CURRENCY,
+        description="credit memo",
+        lines=(debit(REVENUE, amount), credit(ACCOUNTS_RECEIVABLE, amount)),
+    )
+
+
 def posted_invoice(erp: Erp, account_id: str, amount: str = "100.00") -> OpenItem:
     item = an_invoice(account_id, amount)
     erp.post_invoice(item, invoice_journal(item))
@@ -539,30 +549,44 @@ def test_erp_keeps_a_payment_without_invoice_as_unapplied_cash_and_leaves_ar_alo
 
 def test_erp_reduces_the_open_amount_by_a_credit_memo(erp: Erp) -> None:
     item = posted_invoice(erp, uid("ACC"), "100.00")
-    journal = Journal(
-        key=f"credit-memo:{uid('CM')}",
-        legal_entity=ENTITY,
-        currency=CURRENCY,
-        description="credit memo",
-        lines=(debit(REVENUE, Decimal("30.00")), credit(ACCOUNTS_RECEIVABLE, Decimal("30.00"))),
-    )
-    posted = erp.post_credit_memo(uid("CM"), item.invoice_id, Decimal("30.00"), journal)
+    amount = Decimal("30.00")
+    posted = erp.post_credit_memo(uid("CM"), item.invoice_id, amount, credit_memo_journal(amount))
     erp.flush()
     assert posted.document_id and posted.journal_entry_id
     assert open_amount(erp, item.invoice_id) == Decimal("70.00")
 
 
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "30.00",
+        "60.00",  # more than the first post left open: still "posted before", not a refund
+    ],
+)
+def test_erp_rejects_a_second_post_of_the_same_credit_memo(
+    erp: Erp, fresh_erp: Callable[[], Erp], conn: psycopg.Connection, amount: str
+) -> None:
+    item = posted_invoice(erp, uid("ACC"), "100.00")
+    memo_id = uid("CM")
+    erp.post_credit_memo(
+        memo_id, item.invoice_id, Decimal(amount), credit_memo_journal(Decimal(amount))
+    )
+    erp.flush()
+    with rejected(conn, UniqueViolation):
+        again = fresh_erp()
+        # Another journal key: the credit memo itself is the idempotency key.
+        again.post_credit_memo(
+            memo_id, item.invoice_id, Decimal(amount), credit_memo_journal(Decimal(amount))
+        )
+        again.flush()
+    assert open_amount(fresh_erp(), item.invoice_id) == Decimal("100.00") - Decimal(amount)
+
+
 def test_erp_refuses_a_credit_memo_larger_than_what_is_open(erp: Erp) -> None:
     item = posted_invoice(erp, uid("ACC"), "100.00")
-    journal = Journal(
-        key=f"credit-memo:{uid('CM')}",
-        legal_entity=ENTITY,
-        currency=CURRENCY,
-        description="credit memo",
-        lines=(debit(REVENUE, Decimal("100.01")), credit(ACCOUNTS_RECEIVABLE, Decimal("100.01"))),
-    )
+    amount = Decimal("100.01")
     with pytest.raises(InvalidEvent, match=item.invoice_id):
-        erp.post_credit_memo(uid("CM"), item.invoice_id, Decimal("100.01"), journal)
+        erp.post_credit_memo(uid("CM"), item.invoice_id, amount, credit_memo_journal(amount))
     assert open_amount(erp, item.invoice_id) == Decimal("100.00")
 
 
@@ -983,16 +1007,7 @@ def test_reference_erp_ar_status_follows_the_amounts(
             )
             erp.apply_payment(payment, payment_journal(payment))
         else:
-            journal = Journal(
-                key=f"credit-memo:{uid('CM')}",
-                legal_entity=ENTITY,
-                currency=CURRENCY,
-                description="credit memo",
-                lines=(
-                    debit(REVENUE, Decimal(amount)),
-                    credit(ACCOUNTS_RECEIVABLE, Decimal(amount)),
-                ),
-            )
-            erp.post_credit_memo(uid("CM"), item.invoice_id, Decimal(amount), journal)
+            money = Decimal(amount)
+            erp.post_credit_memo(uid("CM"), item.invoice_id, money, credit_memo_journal(money))
         erp.flush()
         assert _status(conn, item.invoice_id) == status

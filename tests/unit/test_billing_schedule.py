@@ -232,3 +232,11 @@ def test_yen_charges_have_no_decimals():
         [charge] = d.charges
         assert str(charge.amount) == "1001"  # 1000.5 rounded half up
         assert str(charge.tax_amount) == "100"  # 100.1
+
+
+def test_a_free_line_bills_nothing_and_a_free_subscription_no_invoice():
+    free = phase(1, BillingPeriod.MONTHLY, date(2026, 1, 1), date(2026, 12, 31), price="0.00")
+    paid = phase(2, BillingPeriod.ONE_TIME, date(2026, 1, 1), date(2026, 1, 1))
+    [invoice] = due_invoices([free, paid], "EUR", Decimal("0.19"), date(2026, 3, 15))
+    assert [c.phase_no for c in invoice.charges] == [2]
+    assert due_invoices([free], "EUR", Decimal("0.19"), date(2026, 3, 15)) == []

@@ -77,7 +77,14 @@ class ReferenceErp:
             "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
             (amount, invoice_id, amount),
         ).fetchone()
-        if reduced is None:
+        posted_before = (
+            reduced is None
+            and self.conn.execute(
+                "SELECT 1 FROM erp.ar_credits WHERE credit_memo_id = %s", (credit_memo_id,)
+            ).fetchone()
+        )
+        # Posted before: go on, so its unique key refuses it as "already took effect".
+        if reduced is None and not posted_before:
             raise InvalidEvent(
                 f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
                 f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
