@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finsync import db, dlq, reports, scenario
+from finsync import db, dlq, documents, reports
 from finsync.events import InvoicePosted
 from finsync.failures import RetryPolicy
 from finsync.processing import BatchProcessor
@@ -33,7 +33,7 @@ def journal_counts(settings: Settings, keys: list[str]) -> dict[str, int]:
 def test_a_relay_killed_after_publishing_before_marking_sent_causes_no_duplicate_effect(
     settings: Settings, serde: Serde, tmp_path: Path
 ) -> None:
-    invoice = scenario.invoice(random.Random(uuid.uuid4().int), 1)
+    invoice = documents.invoice(random.Random(uuid.uuid4().int), 1)
     drain(settings, "invoice-poster", INPUTS, tmp_path)  # so the relay's next batch is ours
     tail = TopicTail(settings, InvoicePosted.TOPIC)
     crashing = ServiceProcess(
@@ -88,7 +88,7 @@ def test_postgres_stopped_and_restarted_mid_run_retries_then_posts_every_event_o
     settings: Settings, serde: Serde, tmp_path: Path
 ) -> None:
     rng = random.Random(uuid.uuid4().int)
-    invoices = [scenario.invoice(rng, n) for n in range(300)]
+    invoices = [documents.invoice(rng, n) for n in range(300)]
     keys = [f"invoice:{i.invoice_id}" for i in invoices]
     poster = ServiceProcess("invoice-poster", tmp_path).start()
     try:
