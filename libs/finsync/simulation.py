@@ -556,6 +556,10 @@ def _play(
 
     if not _wait("invoice postings", posted, say, timeout, outcome):
         return
+    _publish(settings, serde, _malformed_invoices(s, outcome.invoices[0]))
+    billing_dead = _dead_done(settings, s, outcome, ["invoice-poster"])
+    if not _wait("billing dead letters", billing_dead, say, timeout, outcome):
+        return
 
     plan = PaymentPlan.make(s, outcome.invoices, {p.invoice_id for p in early}, rates)
     for invoice, line in plan.credits:
@@ -602,6 +606,21 @@ def _play(
     if not _wait("payment dead letters", pay_dead, say, timeout, outcome):
         return
     outcome.complete = True
+
+
+def _malformed_invoices(s: Scenario, template: InvoiceIssued) -> list[Event | Outgoing]:
+    """A billing release with a bug: an invoice whose lines do not add up, and JSON bytes."""
+    wrong = template.model_copy(
+        update={
+            "event_id": uuid.uuid4(),
+            "invoice_id": f"INV-{s.tag}-MALFORMED",
+            "total": template.total + 10,
+        }
+    )
+    unreadable = f"INV-{s.tag}-UNREADABLE"
+    s.expected.dead_letter("invoice-poster", wrong.invoice_id, "InvalidEvent")
+    s.expected.dead_letter("invoice-poster", unreadable, "UndecodableEvent")
+    return [wrong, Outgoing(InvoiceIssued.TOPIC, unreadable.encode(), UNREADABLE)]
 
 
 def _tax_rates(settings: Settings) -> dict[str, Decimal]:
