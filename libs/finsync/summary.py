@@ -27,7 +27,7 @@ from finsync.settings import Settings
 from finsync.simulation import Outcome
 from finsync.topics import SERVICES, dlq_topic
 
-TOP_CUSTOMERS = 15
+TOP_CUSTOMERS = 5  # per legal entity
 
 
 def _outbound(settings: Settings, serde: Serde, topic: str, tag: str, since_ms: int) -> list[Event]:
@@ -117,7 +117,7 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
 
     table = Table("service", "key", "error", "reason", title="Dead letters of this run")
     for x in sorted(letters, key=lambda x: (x.service, x.error_class, x.record.key_text or "")):
-        table.add_row(x.service, x.record.key_text or "", x.error_class, x.reason[:110])
+        table.add_row(x.service, x.record.key_text or "", x.error_class, x.reason[:300])
     console.print(table)
 
     missing = [t.opportunity_id for t in trails if not t.posted]
@@ -128,18 +128,7 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
         "posting in the ERP" + (f"; not: {', '.join(missing[:10])}" if missing else "")
     )
 
-    table = Table(
-        "customer", "entity", "invoiced", "credited", "paid", "written off", "open",
-        "unapplied cash",
-        title=f"Accounts receivable, top {TOP_CUSTOMERS} of {len(receivables)} customers",
-    )  # fmt: skip
-    for r in receivables[:TOP_CUSTOMERS]:
-        c = r.currency
-        table.add_row(
-            f"{r.customer_id} {r.name}", r.legal_entity, fmt(r.invoiced, c), fmt(r.credited, c),
-            fmt(r.paid, c), fmt(r.written_off, c), fmt(r.open, c), fmt(r.unapplied_cash, c),
-        )  # fmt: skip
-    console.print(table)
+    console.print(_receivables(receivables))
     console.print(_trial_balance(balance))
 
     checks = [
@@ -156,6 +145,35 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
     if not outcome.complete:
         console.print(f"[red]✗ the run did not complete: still waiting for {outcome.waiting_for}")
     return outcome.complete and not missing and all(ok for ok, _, _ in checks)
+
+
+def _receivables(rows: list[reports.CustomerReceivable]) -> Table:
+    """Per legal entity: the customers with the most open, then the entity's total."""
+    table = Table(
+        "customer", "entity", "invoiced", "credited", "paid", "written off", "open",
+        "unapplied cash",
+        title=f"Accounts receivable of this run: top {TOP_CUSTOMERS} customers per legal entity",
+    )  # fmt: skip
+    by_entity: dict[tuple[str, str], list[reports.CustomerReceivable]] = defaultdict(list)
+    for r in rows:
+        by_entity[(r.legal_entity, r.currency)].append(r)
+    for (entity, c), group in sorted(by_entity.items()):
+        for r in group[:TOP_CUSTOMERS]:  # largest open amount first
+            table.add_row(
+                f"{r.customer_id} {r.name}", entity, fmt(r.invoiced, c), fmt(r.credited, c),
+                fmt(r.paid, c), fmt(r.written_off, c), fmt(r.open, c), fmt(r.unapplied_cash, c),
+            )  # fmt: skip
+
+        def total(field: str, group: list[reports.CustomerReceivable] = group) -> Decimal:
+            return sum((getattr(r, field) for r in group), Decimal(0))
+
+        table.add_row(
+            f"[bold]all {len(group)} customers[/bold]", entity,
+            *(fmt(total(f), c) for f in ("invoiced", "credited", "paid", "written_off", "open",
+                                         "unapplied_cash")),
+            end_section=True,
+        )  # fmt: skip
+    return table
 
 
 def _trial_balance(balance: list[reports.TrialBalanceRow]) -> Table:
