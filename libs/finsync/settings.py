@@ -19,6 +19,16 @@ def _project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+def _amount(name: str, value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount < 0:
+        raise SystemExit(f"{name}={value!r} is not an amount of zero or more, such as 0.05")
+    return amount
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -78,7 +88,9 @@ class Settings:
             retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
             retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
             inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),
-            payment_tolerance=Decimal(get("PAYMENT_TOLERANCE", "0.05")),
+            payment_tolerance=_amount(
+                "FINSYNC_PAYMENT_TOLERANCE", get("PAYMENT_TOLERANCE", "0.05")
+            ),
             log_level=get("LOG_LEVEL", "INFO"),
         )
 
