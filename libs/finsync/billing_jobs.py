@@ -17,9 +17,10 @@ from decimal import Decimal
 import psycopg
 
 from finsync import db, outbox
-from finsync.billing_schedule import InvoiceDraft, PhaseTerms, due_invoices
+from finsync.billing_schedule import InvoiceDraft, due_invoices
 from finsync.events import BillingPeriod, CreditMemoIssued, Event, InvoiceIssued, InvoiceLine
 from finsync.messages import Headers
+from finsync.ports.billing import Phase
 from finsync.relay import Relay
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
@@ -38,13 +39,16 @@ class RunResult:
     published: int
 
 
-def _phases(conn: psycopg.Connection, subscription_id: str) -> list[PhaseTerms]:
+def _phases(conn: psycopg.Connection, subscription_id: str) -> list[tuple[int, Phase]]:
     rows = conn.execute(
-        "SELECT phase_no, sku, description, quantity, unit_price, billing_period, start_date, "
-        "end_date FROM billing.subscription_phases WHERE subscription_id = %s ORDER BY phase_no",
+        "SELECT phase_no, line_id, sku, description, quantity, unit_price, billing_period, "
+        "start_date, end_date FROM billing.subscription_phases WHERE subscription_id = %s "
+        "ORDER BY phase_no",
         (subscription_id,),
     ).fetchall()
-    return [PhaseTerms(r[0], r[1], r[2], r[3], r[4], BillingPeriod(r[5]), r[6], r[7]) for r in rows]
+    return [
+        (r[0], Phase(r[1], r[2], r[3], r[4], r[5], BillingPeriod(r[6]), r[7], r[8])) for r in rows
+    ]
 
 
 def _issue(

@@ -9,12 +9,14 @@ from the phase's start date until its end date. A ONE_TIME line bills once, on i
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from finsync.accounting import MINOR_UNITS
 from finsync.events import BillingPeriod
+from finsync.ports.billing import Phase
 
 PERIOD_MONTHS = {BillingPeriod.MONTHLY: 1, BillingPeriod.QUARTERLY: 3, BillingPeriod.ANNUAL: 12}
 
@@ -78,18 +80,6 @@ def billing_periods(period: BillingPeriod, start: date, end: date, as_of: date) 
 
 
 @dataclass(frozen=True)
-class PhaseTerms:
-    phase_no: int
-    sku: str
-    description: str
-    quantity: Decimal
-    unit_price: Decimal
-    billing_period: BillingPeriod
-    start_date: date
-    end_date: date
-
-
-@dataclass(frozen=True)
 class Charge:
     phase_no: int
     line_id: str
@@ -117,26 +107,27 @@ class InvoiceDraft:
 
 
 def due_invoices(
-    phases: list[PhaseTerms],
+    phases: Iterable[tuple[int, Phase]],
     currency: str,
     tax_rate: Decimal,
     as_of: date,
     billed: set[tuple[int, date]] | None = None,
 ) -> list[InvoiceDraft]:
     """The invoices a subscription owes by `as_of`, one per billing date, leaving out the
-    (phase, period start) pairs already `billed`."""
+    (phase number, period start) pairs already `billed`. Phases come numbered, as billing
+    stores them."""
     billed = billed or set()
     by_date: dict[date, list[Charge]] = {}
-    for p in phases:
+    for phase_no, p in phases:
         amount = period_charge(p.quantity, p.unit_price, currency)
         for period in billing_periods(p.billing_period, p.start_date, p.end_date, as_of):
-            if (p.phase_no, period.start) in billed or not amount:
+            if (phase_no, period.start) in billed or not amount:
                 continue  # billed already, or free: nothing to invoice
             description = p.description  # a one-time charge has no service period to print
             if period.end is not None:
                 description += f" ({period.start:%Y-%m-%d} to {period.end:%Y-%m-%d})"
             charge = Charge(
-                phase_no=p.phase_no,
+                phase_no=phase_no,
                 line_id="",
                 sku=p.sku,
                 description=description,

@@ -24,7 +24,6 @@ from typing import LiteralString
 
 from finsync import billing_jobs, clients, db
 from finsync.billing_schedule import (
-    PhaseTerms,
     add_months,
     due_invoices,
     line_value,
@@ -43,6 +42,7 @@ from finsync.events import (
     PaymentSettled,
 )
 from finsync.messages import Outgoing
+from finsync.ports.billing import Phase
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
 
@@ -636,9 +636,9 @@ def predicted_invoices(
     """(invoice id, billing date, total) of the invoices billing will issue for the opportunity
     by `as_of`."""
     phases = [
-        PhaseTerms(n, x.sku, x.description, x.quantity, x.unit_price, x.billing_period,
-                   x.start_date, phase_end(x.start_date, x.billing_period, x.term_months))
-        for n, x in enumerate(o.lines, 1)
+        Phase(x.line_id, x.sku, x.description, x.quantity, x.unit_price, x.billing_period,
+              x.start_date, phase_end(x.start_date, x.billing_period, x.term_months))
+        for x in o.lines
     ]  # fmt: skip
     return [
         (
@@ -646,7 +646,7 @@ def predicted_invoices(
             d.billing_date,
             d.subtotal + d.tax_total,
         )
-        for d in due_invoices(phases, o.currency, tax_rate, as_of)
+        for d in due_invoices(enumerate(phases, 1), o.currency, tax_rate, as_of)
     ]
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from finsync.billing_schedule import (
     Period,
-    PhaseTerms,
     add_months,
     billing_periods,
     due_invoices,
@@ -18,6 +17,7 @@ from finsync.billing_schedule import (
     phase_end,
 )
 from finsync.events import BillingPeriod
+from finsync.ports.billing import Phase
 
 D = Decimal
 MONTHLY, QUARTERLY, ANNUAL, ONE_TIME = (
@@ -141,8 +141,9 @@ def test_money_rounds_half_up_to_the_currencys_minor_units():
 
 
 def phase(phase_no, period, start, end, quantity="1", price="100.00", description=None):
-    return PhaseTerms(
-        phase_no=phase_no,
+    """A numbered phase, as billing stores it."""
+    return phase_no, Phase(
+        line_id=str(phase_no),
         sku=f"SKU-{phase_no}",
         description=description or f"Phase {phase_no}",
         quantity=D(quantity),
