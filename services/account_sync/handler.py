@@ -15,6 +15,7 @@ from finsync.ports.billing import Billing, BillingAccount
 from finsync.ports.crossref import AccountLink, CrossReference
 from finsync.ports.erp import Customer, Erp
 
+from .matching import normalize_name, normalize_tax_id
 from .rules import changed, link_for, match_rule, validate
 
 SOURCE = "finsync.account-sync"
@@ -69,9 +70,12 @@ def sync_account(account: AccountUpserted, systems: Systems) -> list[CustomerSyn
 def _create_or_link(
     account: AccountUpserted, parent: AccountLink | None, systems: Systems
 ) -> CustomerSynced:
-    probe = link_for(account, "", "")
     existing = systems.crossref.match(
-        probe.tax_id, probe.normalized_name, account.country, account.legal_entity, account.currency
+        normalize_tax_id(account.tax_id),
+        normalize_name(account.name),
+        account.country,
+        account.legal_entity,
+        account.currency,
     )
     if existing is not None:
         link = link_for(
