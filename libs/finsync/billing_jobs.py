@@ -9,12 +9,13 @@ and unique constraints refuse a second invoice for the same subscription period.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
+from psycopg.rows import class_row
 
 from finsync import db, outbox
 from finsync.billing_schedule import InvoiceDraft, due_invoices
@@ -39,6 +40,21 @@ class RunResult:
     published: int
 
 
+@dataclass(frozen=True)
+class _Subscription:
+    """A subscription as the invoice run reads it, with its legal entity's terms."""
+
+    subscription_id: str
+    opportunity_id: str
+    account_id: str
+    legal_entity: str
+    currency: str
+    correlation_id: str
+    tax_rate: Decimal
+    payment_terms_days: int
+    traceparent: str | None
+
+
 def _phases(conn: psycopg.Connection, subscription_id: str) -> list[tuple[int, Phase]]:
     rows = conn.execute(
         "SELECT phase_no, line_id, sku, description, quantity, unit_price, billing_period, "
@@ -51,27 +67,22 @@ def _phases(conn: psycopg.Connection, subscription_id: str) -> list[tuple[int, P
     ]
 
 
-def _issue(
-    conn: psycopg.Connection,
-    subscription: tuple[str, str, str, str, str, str, Decimal, int, str | None],
-    draft: InvoiceDraft,
-) -> InvoiceIssued:
-    sub_id, opportunity_id, account_id, entity, currency, correlation_id, _, terms, _ = subscription
+def _issue(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) -> InvoiceIssued:
     number = conn.execute("SELECT nextval('billing.invoice_number')").fetchone()
     assert number is not None
     event = InvoiceIssued(
         event_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
         source=PUBLISHER,
-        correlation_id=correlation_id,
-        invoice_id=invoice_id(opportunity_id, draft.billing_date),
-        invoice_number=f"{entity}-{draft.billing_date.year}-{number[0]:06d}",
-        account_id=account_id,
-        subscription_id=sub_id,
-        legal_entity=entity,
-        currency=currency,
+        correlation_id=sub.correlation_id,
+        invoice_id=invoice_id(sub.opportunity_id, draft.billing_date),
+        invoice_number=f"{sub.legal_entity}-{draft.billing_date.year}-{number[0]:06d}",
+        account_id=sub.account_id,
+        subscription_id=sub.subscription_id,
+        legal_entity=sub.legal_entity,
+        currency=sub.currency,
         issued_on=draft.billing_date,
-        due_on=draft.billing_date + timedelta(days=terms),
+        due_on=draft.billing_date + timedelta(days=sub.payment_terms_days),
         lines=[
             InvoiceLine(
                 line_id=c.line_id,
@@ -95,11 +106,11 @@ def _issue(
         (
             event.invoice_id,
             event.invoice_number,
-            sub_id,
+            event.subscription_id,
             draft.billing_date,
-            account_id,
-            entity,
-            currency,
+            event.account_id,
+            event.legal_entity,
+            event.currency,
             event.issued_on,
             event.due_on,
             event.subtotal,
@@ -116,7 +127,7 @@ def _issue(
                 (
                     event.invoice_id,
                     c.line_id,
-                    sub_id,
+                    event.subscription_id,
                     c.phase_no,
                     c.period.start,
                     c.period.end,
@@ -132,7 +143,7 @@ def _issue(
 
 
 def _write(
-    conn: psycopg.Connection, serde: Serde, events: list[Event], traceparent: str | None
+    conn: psycopg.Connection, serde: Serde, events: Sequence[Event], traceparent: str | None
 ) -> None:
     """Into billing's outbox; with the subscription's trace, so the invoice joins it."""
     headers: Headers = [("traceparent", traceparent.encode())] if traceparent else []
@@ -150,34 +161,39 @@ def run_invoices(
     serde = Serde(registry_client(settings))
     issued: list[InvoiceIssued] = []
     with db.connect(settings) as conn:
-        subscriptions = conn.execute(
-            "SELECT s.subscription_id, s.opportunity_id, s.account_id, s.legal_entity, "
-            "s.currency, s.correlation_id, e.tax_rate, e.payment_terms_days, s.traceparent "
-            "FROM billing.subscriptions s JOIN billing.legal_entities e USING (legal_entity) "
-            "WHERE EXISTS (SELECT 1 FROM billing.subscription_phases p "
-            "WHERE p.subscription_id = s.subscription_id AND p.start_date <= %s) "
-            "ORDER BY s.subscription_id",
-            (as_of,),
-        ).fetchall()
+        subscriptions = (
+            conn.cursor(row_factory=class_row(_Subscription))
+            .execute(
+                "SELECT s.subscription_id, s.opportunity_id, s.account_id, s.legal_entity, "
+                "s.currency, s.correlation_id, e.tax_rate, e.payment_terms_days, s.traceparent "
+                "FROM billing.subscriptions s JOIN billing.legal_entities e USING (legal_entity) "
+                "WHERE EXISTS (SELECT 1 FROM billing.subscription_phases p "
+                "WHERE p.subscription_id = s.subscription_id AND p.start_date <= %s) "
+                "ORDER BY s.subscription_id",
+                (as_of,),
+            )
+            .fetchall()
+        )
         conn.commit()
         for n, sub in enumerate(subscriptions, 1):
             with conn.transaction():
                 # Two runs at once: the second waits here, then finds the periods billed.
                 conn.execute(
                     "SELECT 1 FROM billing.subscriptions WHERE subscription_id = %s FOR UPDATE",
-                    (sub[0],),
+                    (sub.subscription_id,),
                 )
                 billed = {
                     (r[0], r[1])
                     for r in conn.execute(
                         "SELECT phase_no, period_start FROM billing.invoice_lines "
                         "WHERE subscription_id = %s",
-                        (sub[0],),
+                        (sub.subscription_id,),
                     )
                 }
-                drafts = due_invoices(_phases(conn, sub[0]), sub[4], sub[6], as_of, billed)
+                phases = _phases(conn, sub.subscription_id)
+                drafts = due_invoices(phases, sub.currency, sub.tax_rate, as_of, billed)
                 events = [_issue(conn, sub, d) for d in drafts]
-                _write(conn, serde, list(events), sub[8])
+                _write(conn, serde, events, sub.traceparent)
             issued += events
             progress(n, len(subscriptions))
     published = Relay(PUBLISHER, settings).drain()
@@ -191,7 +207,9 @@ def issue_credit_memo(
     serde = Serde(registry_client(settings))
     with db.connect(settings) as conn, conn.transaction():
         head = conn.execute(
-            "SELECT account_id, legal_entity, currency FROM billing.invoices WHERE invoice_id = %s",
+            "SELECT i.account_id, i.legal_entity, i.currency, s.correlation_id, s.traceparent "
+            "FROM billing.invoices i JOIN billing.subscriptions s USING (subscription_id) "
+            "WHERE i.invoice_id = %s",
             (invoice,),
         ).fetchone()
         line = conn.execute(
@@ -201,18 +219,12 @@ def issue_credit_memo(
         ).fetchone()
         if head is None or line is None:
             raise LookupError(f"billing has no invoice {invoice} with a line {line_id}")
-        correlation = conn.execute(
-            "SELECT s.correlation_id, s.traceparent FROM billing.invoices i "
-            "JOIN billing.subscriptions s "
-            "USING (subscription_id) WHERE i.invoice_id = %s",
-            (invoice,),
-        ).fetchone()
         amount, tax = line[2], line[3]
         memo = CreditMemoIssued(
             event_id=uuid.uuid4(),
             occurred_at=datetime.now(UTC),
             source=PUBLISHER,
-            correlation_id=correlation[0] if correlation else invoice,
+            correlation_id=head[3],
             credit_memo_id=f"CM-{invoice.removeprefix('INV-')}-{line_id}",
             invoice_id=invoice,
             account_id=head[0],
@@ -239,6 +251,6 @@ def issue_credit_memo(
             "reason, total) VALUES (%s, %s, %s, %s, %s, %s)",
             (memo.credit_memo_id, invoice, line_id, issued_on, reason, memo.total),
         )
-        _write(conn, serde, [memo], correlation[1] if correlation else None)
+        _write(conn, serde, [memo], head[4])
     Relay(PUBLISHER, settings).drain()
     return memo
