@@ -6,6 +6,8 @@ subscription per opportunity.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import psycopg
 
 from finsync import telemetry
@@ -37,16 +39,9 @@ class ReferenceBilling:
             "INSERT INTO billing.accounts (billing_account_id, account_id, name, country, "
             "currency, legal_entity, email_domain, parent_billing_account_id) "
             "VALUES ('BA-' || lpad(nextval('billing.account_number')::text, 6, '0'), "
-            "%s, %s, %s, %s, %s, %s, %s) RETURNING billing_account_id",
-            (
-                account.account_id,
-                account.name,
-                account.country,
-                account.currency,
-                account.legal_entity,
-                account.email_domain,
-                account.parent_billing_account_id,
-            ),
+            "%(account_id)s, %(name)s, %(country)s, %(currency)s, %(legal_entity)s, "
+            "%(email_domain)s, %(parent_billing_account_id)s) RETURNING billing_account_id",
+            asdict(account),
         ).fetchone()
         assert row is not None
         return str(row[0])
@@ -54,18 +49,12 @@ class ReferenceBilling:
     def update_account(self, billing_account_id: str, account: BillingAccount) -> None:
         self._check_entity(account.legal_entity)
         self.conn.execute(
-            "UPDATE billing.accounts SET name = %s, country = %s, currency = %s, "
-            "legal_entity = %s, email_domain = %s, parent_billing_account_id = %s, "
-            "updated_at = now() WHERE billing_account_id = %s",
-            (
-                account.name,
-                account.country,
-                account.currency,
-                account.legal_entity,
-                account.email_domain,
-                account.parent_billing_account_id,
-                billing_account_id,
-            ),
+            "UPDATE billing.accounts SET name = %(name)s, country = %(country)s, "
+            "currency = %(currency)s, legal_entity = %(legal_entity)s, "
+            "email_domain = %(email_domain)s, "
+            "parent_billing_account_id = %(parent_billing_account_id)s, updated_at = now() "
+            "WHERE billing_account_id = %(billing_account_id)s",
+            {**asdict(account), "billing_account_id": billing_account_id},
         )
 
     def create_subscription(self, subscription: NewSubscription) -> str:

@@ -7,6 +7,7 @@ nothing; the database itself refuses an unbalanced or altered journal.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -109,36 +110,19 @@ class ReferenceErp:
         self.conn.execute(
             "INSERT INTO erp.customers (customer_id, account_id, name, country, currency, "
             "tax_id, legal_entity, email_domain, parent_customer_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                customer_id,
-                customer.account_id,
-                customer.name,
-                customer.country,
-                customer.currency,
-                customer.tax_id,
-                customer.legal_entity,
-                customer.email_domain,
-                customer.parent_customer_id,
-            ),
+            "VALUES (%(customer_id)s, %(account_id)s, %(name)s, %(country)s, %(currency)s, "
+            "%(tax_id)s, %(legal_entity)s, %(email_domain)s, %(parent_customer_id)s)",
+            {**asdict(customer), "customer_id": customer_id},
         )
         return customer_id
 
     def update_customer(self, customer_id: str, customer: Customer) -> None:
         self.conn.execute(
-            "UPDATE erp.customers SET name = %s, country = %s, currency = %s, tax_id = %s, "
-            "legal_entity = %s, email_domain = %s, parent_customer_id = %s, updated_at = now() "
-            "WHERE customer_id = %s",
-            (
-                customer.name,
-                customer.country,
-                customer.currency,
-                customer.tax_id,
-                customer.legal_entity,
-                customer.email_domain,
-                customer.parent_customer_id,
-                customer_id,
-            ),
+            "UPDATE erp.customers SET name = %(name)s, country = %(country)s, "
+            "currency = %(currency)s, tax_id = %(tax_id)s, legal_entity = %(legal_entity)s, "
+            "email_domain = %(email_domain)s, parent_customer_id = %(parent_customer_id)s, "
+            "updated_at = now() WHERE customer_id = %(customer_id)s",
+            {**asdict(customer), "customer_id": customer_id},
         )
 
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
