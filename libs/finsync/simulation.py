@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +30,7 @@ from finsync.billing_schedule import (
     money,
     phase_end,
 )
+from finsync.dlq import DeadLetter
 from finsync.documents import FX
 from finsync.events import (
     AccountUpserted,
@@ -45,6 +46,7 @@ from finsync.messages import Outgoing
 from finsync.ports.billing import Phase
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
+from finsync.topics import SERVICES, dlq_topic
 
 # Legal entity, its currency, the countries its customers are in.
 REGIONS = [
@@ -94,9 +96,8 @@ STALL = 90  # seconds without progress after which a stage is reported as stuck
 class Expected:
     """What the run must end with."""
 
-    synced: set[str] = field(default_factory=set)  # CRM accounts with a cross-reference
     linked: dict[str, str] = field(default_factory=dict)  # duplicate -> account it matches
-    versions: dict[str, int] = field(default_factory=dict)  # account -> version that wins
+    versions: dict[str, int] = field(default_factory=dict)  # synced account -> its last version
     activated: set[str] = field(default_factory=set)  # opportunities with a subscription
     dead: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> key -> error
     payments: set[str] = field(default_factory=set)  # payments that take effect
@@ -116,26 +117,21 @@ class Scenario:
     opportunities: list[OpportunityClosed]  # the valid ones
     orphan_parent: AccountUpserted  # never published by the run: its child waits in vain
     expected: Expected
-    accounts: dict[str, AccountUpserted]  # the latest version of every valid account
 
     def like(self) -> str:
         """SQL LIKE pattern matching the ids of this run."""
         return f"%-{self.tag}-%"
 
+    def owns(self, key: str | None) -> bool:
+        """Whether a business id (a message key) is one of this run's."""
+        return f"-{self.tag}-" in (key or "")
 
-class _Ids:
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
 
-    def event(self) -> uuid.UUID:
+def _envelope(source: str, correlation: str) -> dict[str, object]:
+    return {
         # Random, not seeded: the seed repeats a scenario's documents, but each publication is
         # a new event. (Documents repeated under the same tag still take effect once.)
-        return uuid.uuid4()
-
-
-def _envelope(ids: _Ids, source: str, correlation: str) -> dict[str, object]:
-    return {
-        "event_id": ids.event(),
+        "event_id": uuid.uuid4(),
         "occurred_at": datetime.now(UTC),
         "source": source,
         "correlation_id": correlation,
@@ -158,7 +154,6 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         raise ValueError(f"a scenario needs at least {MIN_ACCOUNTS} accounts, not {accounts}")
     rng = random.Random(seed)
     tag = tag or f"s{seed}{uuid.uuid4().hex[:4]}"
-    ids = _Ids(rng)
     # Who the companies are differs from run to run, so one run's accounts are not duplicates
     # of the last one's; what happens to them is the seed's.
     who = random.Random(f"{seed}:{tag}")
@@ -171,7 +166,7 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         account_id = f"ACC-{tag}-{n:04d}"
         name = _company(who, country, name_prefix)
         fields: dict[str, object] = {
-            **_envelope(ids, "crm", f"acc-{account_id}"),
+            **_envelope("crm", f"acc-{account_id}"),
             "account_id": account_id,
             "name": name,
             "country": country,
@@ -253,7 +248,7 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
     for a in rng.sample(plain, max(6, accounts // 15)):
         v2 = a.model_copy(
             update={
-                **_envelope(ids, "crm", a.correlation_id),
+                **_envelope("crm", a.correlation_id),
                 "version": 2,
                 "email_domain": f"billing.{a.email_domain}",
             }
@@ -263,7 +258,7 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
             valid[a.account_id] = v2
             continue
         v3 = v2.model_copy(
-            update={**_envelope(ids, "crm", a.correlation_id), "version": 3,
+            update={**_envelope("crm", a.correlation_id), "version": 3,
                     "email_domain": f"ap.{a.email_domain}"}
         )  # fmt: skip
         updates += [v3, v2]
@@ -284,20 +279,18 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
     unreadable_key = f"ACC-{tag}-UNREADABLE"
     expected.dead_letter("account-sync", unreadable_key, "UndecodableEvent")
 
-    for a in valid.values():
-        expected.synced.add(a.account_id)
-        expected.versions[a.account_id] = a.version
+    expected.versions = {a.account_id: a.version for a in valid.values()}
 
     # Opportunities: every account buys once, and two of the duplicates too.
     buyers = [a for a in valid.values() if a.account_id not in expected.linked]
     buyers += [valid[d] for d in rng.sample(sorted(expected.linked), 2)]
-    opportunities = [_opportunity(rng, ids, tag, k, b, as_of) for k, b in enumerate(buyers, 1)]
+    opportunities = [_opportunity(rng, tag, k, b, as_of) for k, b in enumerate(buyers, 1)]
     expected.activated = {o.opportunity_id for o in opportunities}
 
-    invalid_opps = _invalid_opportunities(rng, ids, tag, plain[0], as_of)
+    invalid_opps = _invalid_opportunities(rng, tag, plain[0], as_of)
     for o, error in invalid_opps:
         expected.dead_letter("subscription-activator", o.opportunity_id, error)
-    orphan_opp = _opportunity(rng, ids, tag, 9001, orphan, as_of)
+    orphan_opp = _opportunity(rng, tag, 9001, orphan, as_of)
     expected.dead_letter("subscription-activator", orphan_opp.opportunity_id, "DependencyNotReady")
     expected.dead_letter("subscription-activator", f"OPP-{tag}-UNREADABLE", "UndecodableEvent")
 
@@ -319,7 +312,7 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         Outgoing(AccountUpserted.TOPIC, unreadable_key.encode(), UNREADABLE),
         *opportunities,
         opportunities[0],  # delivered twice
-        opportunities[1].model_copy(update={"event_id": ids.event()}),  # re-sent, new event id
+        opportunities[1].model_copy(update={"event_id": uuid.uuid4()}),  # re-sent, new event id
         *(o for o, _ in invalid_opps),
         orphan_opp,
         Outgoing(OpportunityClosed.TOPIC, f"OPP-{tag}-UNREADABLE".encode(), UNREADABLE),
@@ -334,7 +327,6 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         opportunities=opportunities,
         orphan_parent=orphan_parent,
         expected=expected,
-        accounts=valid,
     )
 
 
@@ -365,7 +357,7 @@ def contract_value(lines: list[OpportunityLine], currency: str) -> Decimal:
 
 
 def _opportunity(
-    rng: random.Random, ids: _Ids, tag: str, k: int, buyer: AccountUpserted, as_of: date
+    rng: random.Random, tag: str, k: int, buyer: AccountUpserted, as_of: date
 ) -> OpportunityClosed:
     """A deal signed in the last quarter; lines may start later than the deal (phased)."""
     start = as_of - timedelta(days=rng.randrange(0, 100))
@@ -378,7 +370,7 @@ def _opportunity(
     opportunity_id = f"OPP-{tag}-{k:04d}"
     return OpportunityClosed.model_validate(
         {
-            **_envelope(ids, "crm", f"o2c-{opportunity_id}"),
+            **_envelope("crm", f"o2c-{opportunity_id}"),
             "opportunity_id": opportunity_id,
             "account_id": buyer.account_id,
             "closed_at": datetime.combine(start - timedelta(days=3), datetime.min.time(), UTC),
@@ -391,15 +383,15 @@ def _opportunity(
 
 
 def _invalid_opportunities(
-    rng: random.Random, ids: _Ids, tag: str, buyer: AccountUpserted, as_of: date
+    rng: random.Random, tag: str, buyer: AccountUpserted, as_of: date
 ) -> list[tuple[OpportunityClosed, str]]:
-    base = _opportunity(rng, ids, tag, 9000, buyer, as_of)
+    base = _opportunity(rng, tag, 9000, buyer, as_of)
     other = "EUR" if buyer.currency != "EUR" else "USD"
     first = base.lines[0]
 
     def variant(suffix: str, **changes: object) -> OpportunityClosed:
         return base.model_copy(
-            update={"event_id": ids.event(), "opportunity_id": f"OPP-{tag}-{suffix}", **changes}
+            update={"event_id": uuid.uuid4(), "opportunity_id": f"OPP-{tag}-{suffix}", **changes}
         )
 
     return [
@@ -424,7 +416,6 @@ class Outcome:
     credit_memos: list[CreditMemoIssued] = field(default_factory=list)
     payments: list[PaymentSettled] = field(default_factory=list)  # distinct, published
     prepaid: list[tuple[str, date]] = field(default_factory=list)  # future invoices paid for
-    stages: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     elapsed: float = 0.0
     complete: bool = False
     waiting_for: str = ""
@@ -442,16 +433,36 @@ def _count(settings: Settings, sql: LiteralString, *params: object) -> int:
     return int(row[0]) if row else 0
 
 
-def dead_keys(settings: Settings, service: str, tag: str, since_ms: int) -> dict[str, str]:
-    """Dead letters of this run on the service's topic: key -> error class."""
-    from finsync.dlq import DeadLetter
+def dead_letters(
+    settings: Settings, s: Scenario, since_ms: int, services: Sequence[str] = SERVICES
+) -> list[DeadLetter]:
+    """The run's dead letters on the services' topics since `since_ms`, oldest first."""
+    return [
+        DeadLetter(service, record)
+        for service in services
+        for record in clients.read(settings, dlq_topic(service), since_ms)
+        if s.owns(record.key_text)
+    ]
 
-    out = {}
-    for record in clients.read(settings, f"{service}.dlq", since_ms):
-        key = record.key_text or ""
-        if f"-{tag}-" in key:
-            out[key] = DeadLetter(service, record).error_class
-    return out
+
+def dead_keys(settings: Settings, s: Scenario, service: str, since_ms: int) -> dict[str, str]:
+    """The run's dead letters of one service: key -> error class."""
+    return {
+        x.record.key_text or "": x.error_class
+        for x in dead_letters(settings, s, since_ms, [service])
+    }
+
+
+def _arrived(
+    settings: Settings, sql: LiteralString, ids: list[str], what: str
+) -> Callable[[], tuple[bool, str]]:
+    """A check for `_wait`: have all `ids` arrived, counted by `sql` (with `= ANY(%s)`)?"""
+
+    def check() -> tuple[bool, str]:
+        n = _count(settings, sql, ids)
+        return n >= len(ids), f"{n}/{len(ids)} {what}"
+
+    return check
 
 
 def _wait(
@@ -470,7 +481,6 @@ def _wait(
             say(f"{what}: {progress}")
             last, moved = progress, time.monotonic()
         if ok:
-            outcome.stages[what] = time.monotonic() - started
             return True
         now = time.monotonic()
         if now - started > timeout or now - moved > STALL:
@@ -483,7 +493,7 @@ def _dead_done(
     settings: Settings, s: Scenario, outcome: Outcome, services: list[str]
 ) -> Callable[[], tuple[bool, str]]:
     def check() -> tuple[bool, str]:
-        got = {sv: dead_keys(settings, sv, s.tag, outcome.started_ms) for sv in services}
+        got = {sv: dead_keys(settings, s, sv, outcome.started_ms) for sv in services}
         want = {sv: s.expected.dead.get(sv, {}) for sv in services}
         seen = sum(len(set(got[sv]) & set(want[sv])) for sv in services)
         total = sum(len(want[sv]) for sv in services)
@@ -514,7 +524,6 @@ def _play(
     say: Callable[[str], None],
     timeout: float,
 ) -> None:
-    like = s.like()
     accounts = len([e for e in s.crm if isinstance(e, AccountUpserted)])
     say(
         f"CRM publishes {accounts + len(s.late_accounts)} account events and "
@@ -524,17 +533,21 @@ def _play(
     time.sleep(2)  # the late accounts' opportunities go round the retry topic meanwhile
     _publish(settings, serde, list(s.late_accounts))
 
-    def synced() -> tuple[bool, str]:
-        n = _count(settings, "SELECT count(*) FROM finsync.account_xref WHERE account_id LIKE %s",
-                   like)  # fmt: skip
-        m = _count(settings, "SELECT count(*) FROM billing.subscriptions "
-                   "WHERE opportunity_id LIKE %s", like)  # fmt: skip
-        want_n, want_m = len(s.expected.synced), len(s.expected.activated)
-        return (n >= want_n and m >= want_m), (
-            f"{n}/{want_n} accounts synced, {m}/{want_m} subscriptions"
-        )
-
-    if not _wait("accounts and subscriptions", synced, say, timeout, outcome):
+    synced = _arrived(
+        settings,
+        "SELECT count(*) FROM finsync.account_xref WHERE account_id = ANY(%s)",
+        sorted(s.expected.versions),
+        "accounts synced",
+    )
+    if not _wait("CRM accounts", synced, say, timeout, outcome):
+        return
+    activated = _arrived(
+        settings,
+        "SELECT count(*) FROM billing.subscriptions WHERE opportunity_id = ANY(%s)",
+        sorted(s.expected.activated),
+        "subscriptions activated",
+    )
+    if not _wait("opportunities", activated, say, timeout, outcome):
         return
     crm_dead = _dead_done(settings, s, outcome, ["account-sync", "subscription-activator"])
     if not _wait("CRM dead letters", crm_dead, say, timeout, outcome):
@@ -545,15 +558,14 @@ def _play(
     say(f"the gateway settles {len(early)} card payments before their invoices reach the ERP")
     _publish(settings, serde, list(early))
     result = billing_jobs.run_invoices(settings, s.as_of)
-    outcome.invoices = [i for i in result.invoices if f"-{s.tag}-" in i.invoice_id]
+    outcome.invoices = [i for i in result.invoices if s.owns(i.invoice_id)]
     say(f"billing's invoice run as of {s.as_of} issued {len(outcome.invoices)} invoices")
-    ids = [i.invoice_id for i in outcome.invoices]
-
-    def posted() -> tuple[bool, str]:
-        n = _count(settings, "SELECT count(*) FROM erp.ar_open_items WHERE invoice_id = ANY(%s)",
-                   ids)  # fmt: skip
-        return n >= len(ids), f"{n}/{len(ids)} invoices posted"
-
+    posted = _arrived(
+        settings,
+        "SELECT count(*) FROM erp.ar_open_items WHERE invoice_id = ANY(%s)",
+        [i.invoice_id for i in outcome.invoices],
+        "invoices posted",
+    )
     if not _wait("invoice postings", posted, say, timeout, outcome):
         return
     _publish(settings, serde, _malformed_invoices(s, outcome.invoices[0]))
@@ -568,14 +580,13 @@ def _play(
                 settings, invoice.invoice_id, line, "service credit", s.as_of
             )
         )
-    memo_ids = [m.credit_memo_id for m in outcome.credit_memos]
-
-    def credited() -> tuple[bool, str]:
-        n = _count(settings, "SELECT count(*) FROM erp.ar_credits WHERE credit_memo_id = ANY(%s)",
-                   memo_ids)  # fmt: skip
-        return n >= len(memo_ids), f"{n}/{len(memo_ids)} credit memos posted"
-
-    say(f"billing issues {len(memo_ids)} credit memos")
+    credited = _arrived(
+        settings,
+        "SELECT count(*) FROM erp.ar_credits WHERE credit_memo_id = ANY(%s)",
+        [m.credit_memo_id for m in outcome.credit_memos],
+        "credit memos posted",
+    )
+    say(f"billing issues {len(outcome.credit_memos)} credit memos")
     if not _wait("credit memo postings", credited, say, timeout, outcome):
         return
 
@@ -593,13 +604,12 @@ def _play(
     )
     unreadable = Outgoing(PaymentSettled.TOPIC, f"PAY-{s.tag}-UNREADABLE".encode(), UNREADABLE)
     _publish(settings, serde, [*payments, unreadable])
-    pay_ids = sorted(s.expected.payments)
-
-    def applied() -> tuple[bool, str]:
-        n = _count(settings, "SELECT count(*) FROM erp.payments WHERE payment_id = ANY(%s)",
-                   pay_ids)  # fmt: skip
-        return n >= len(pay_ids), f"{n}/{len(pay_ids)} payments applied"
-
+    applied = _arrived(
+        settings,
+        "SELECT count(*) FROM erp.payments WHERE payment_id = ANY(%s)",
+        sorted(s.expected.payments),
+        "payments applied",
+    )
     if not _wait("cash application", applied, say, timeout, outcome):
         return
     pay_dead = _dead_done(settings, s, outcome, ["payment-settler"])
@@ -665,7 +675,7 @@ def _payment(
     payment_id = f"PAY-{s.tag}-{n:05d}"
     return PaymentSettled.model_validate(
         {
-            **_envelope(_Ids(rng), "payments", correlation or f"pay-{payment_id}"),
+            **_envelope("payments", correlation or f"pay-{payment_id}"),
             "payment_id": payment_id,
             "account_id": account_id,
             "invoice_id": invoice_id,

@@ -14,7 +14,6 @@ from rich.table import Table
 
 from finsync import clients, db, reports
 from finsync.accounting import fmt
-from finsync.dlq import DeadLetter
 from finsync.events import (
     AccountUpserted,
     CustomerSynced,
@@ -24,27 +23,17 @@ from finsync.events import (
 )
 from finsync.serde import Serde, registry_client
 from finsync.settings import Settings
-from finsync.simulation import Outcome
-from finsync.topics import SERVICES, dlq_topic
+from finsync.simulation import Outcome, dead_letters
 
 TOP_CUSTOMERS = 5  # per legal entity
 
 
-def _outbound(settings: Settings, serde: Serde, topic: str, tag: str, since_ms: int) -> list[Event]:
-    """This run's events on an outbound topic, as published."""
+def _outbound(settings: Settings, serde: Serde, topic: str, outcome: Outcome) -> list[Event]:
+    """The run's events on an outbound topic, as published."""
     return [
         serde.decode(topic, r.value)
-        for r in clients.read(settings, topic, since_ms)
-        if f"-{tag}-" in (r.key_text or "")
-    ]
-
-
-def dead_letters(settings: Settings, tag: str, since_ms: int) -> list[DeadLetter]:
-    return [
-        DeadLetter(service, r)
-        for service in SERVICES
-        for r in clients.read(settings, dlq_topic(service), since_ms)
-        if f"-{tag}-" in (r.key_text or "")
+        for r in clients.read(settings, topic, outcome.started_ms)
+        if outcome.scenario.owns(r.key_text)
     ]
 
 
@@ -53,9 +42,9 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
     s = outcome.scenario
     like = s.like()
     serde = Serde(registry_client(settings))
-    letters = dead_letters(settings, s.tag, outcome.started_ms)
+    letters = dead_letters(settings, s, outcome.started_ms)
     dead_by_service = Counter(x.service for x in letters)
-    synced = _outbound(settings, serde, CustomerSynced.TOPIC, s.tag, outcome.started_ms)
+    synced = _outbound(settings, serde, CustomerSynced.TOPIC, outcome)
     actions = Counter(
         "linked" if e.matched_account_id and e.action is SyncAction.UNCHANGED else e.action.value
         for e in synced

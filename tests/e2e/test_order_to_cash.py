@@ -94,7 +94,7 @@ def test_every_event_takes_effect_once_or_is_an_expected_dead_letter(
     assert postings == dict.fromkeys(keys, 1)  # each invoice and credit memo once
     assert applied == s.expected.payments  # each valid payment once, no invalid one
     for service in SERVICES:
-        got = simulation.dead_keys(settings, service, s.tag, run.started_ms)
+        got = simulation.dead_keys(settings, s, service, run.started_ms)
         assert got == s.expected.dead.get(service, {}), service
 
 
@@ -112,7 +112,7 @@ def test_duplicate_accounts_share_one_customer_and_billing_account(
         (one,) = linked
         assert customers[one][1] == ({duplicate, original} - {one}).pop()
     pairs = {frozenset((d, o)) for d, o in s.expected.linked.items()}
-    within_run = {frozenset((a, m)) for a, (_, m) in customers.items() if m and f"-{s.tag}-" in m}
+    within_run = {frozenset((a, m)) for a, (_, m) in customers.items() if m and s.owns(m)}
     assert within_run == pairs
 
 
@@ -158,7 +158,7 @@ def _trace_ids(settings: Settings, topic: str, run: Outcome) -> dict[str, str]:
     out = {}
     for record in clients.read(settings, topic, run.started_ms):
         parent = record.header_text("traceparent")
-        if f"-{run.scenario.tag}-" in (record.key_text or "") and parent:
+        if run.scenario.owns(record.key_text) and parent:
             out[record.key_text or ""] = parent.split("-")[1]
     return out
 
@@ -175,15 +175,15 @@ def test_one_trace_follows_a_deal_from_subscription_to_invoice_posting(
         assert issued[invoice.invoice_id] == activated[subscription] == posted[invoice.invoice_id]
 
 
-def _letters(settings: Settings, service: str, tag: str) -> list[dlq.DeadLetter]:
-    return [x for x in dlq.read(settings, service) if f"-{tag}-" in (x.record.key_text or "")]
+def _letters(settings: Settings, service: str, run: Outcome) -> list[dlq.DeadLetter]:
+    return simulation.dead_letters(settings, run.scenario, run.started_ms, [service])
 
 
 def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_right(
     settings: Settings, serde: Serde, run: Outcome
 ) -> None:
     s, like = run.scenario, run.scenario.like()
-    before = {sv: _letters(settings, sv, s.tag) for sv in SERVICES}
+    before = {sv: _letters(settings, sv, run) for sv in SERVICES}
     waiting = {sv: {k for k, e in s.expected.dead.get(sv, {}).items() if e == "DependencyNotReady"}
                for sv in SERVICES}  # fmt: skip
     assert all(waiting[sv] for sv in ("account-sync", "subscription-activator", "payment-settler"))
@@ -211,7 +211,7 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
     replay_and_wait("subscription-activator", "billing.subscriptions", "opportunity_id")
     later = max(d for _, d in run.prepaid)
     issued = billing_jobs.run_invoices(settings, later).invoices
-    new_ids = [i.invoice_id for i in issued if f"-{s.tag}-" in i.invoice_id]
+    new_ids = [i.invoice_id for i in issued if s.owns(i.invoice_id)]
     assert {i for i, _ in run.prepaid} <= set(new_ids)
     eventually(
         lambda: _scalar(settings, "SELECT count(*) FROM erp.ar_open_items "
@@ -238,7 +238,7 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
     def dead_again() -> bool:
         # Every permanent dead letter is dead again after each of the two replays.
         for sv in SERVICES:
-            counts = Counter(x.record.key_text for x in _letters(settings, sv, s.tag))
+            counts = Counter(x.record.key_text for x in _letters(settings, sv, run))
             if any(counts[x.record.key_text] < 3 for x in permanent[sv]):
                 return False
         return True
@@ -251,7 +251,7 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
         assert reports.unbalanced_entries(conn) == 0
         assert reports.ar_discrepancies(conn, like) == []
     for sv in SERVICES:  # what was waiting never dies again
-        counts = Counter(x.record.key_text for x in _letters(settings, sv, s.tag))
+        counts = Counter(x.record.key_text for x in _letters(settings, sv, run))
         assert all(counts[k] == 1 for k in waiting[sv])
     applied = set(
         _column(settings, "SELECT payment_id FROM erp.payments WHERE payment_id LIKE %s", like)
