@@ -38,7 +38,7 @@ def main() -> int:
     accounts = int(os.environ.get("FINSYNC_DEMO_ACCOUNTS", "200"))
     db.migrate(settings)
     logs = settings.home / "run" / "demo"
-    env = {**DEMO_ENV, **{k: v for k, v in os.environ.items() if k in DEMO_ENV}}
+    env = {k: os.environ.get(k, default) for k, default in DEMO_ENV.items()}  # yours win
     services = [ServiceProcess(name, logs, env) for name in SERVICES]
     console.rule(f"[bold]finsync demo[/bold] — order to cash, seed {seed}")
     try:
