@@ -49,10 +49,10 @@ test: lint test-unit schemas-check
 	$(PYTEST) tests/integration tests/e2e -q
 
 demo: up
-	$(BIN)/python -m finsync.demo
+	$(BIN)/python -m finsync.scenario.demo
 
 bench: up
-	$(BIN)/python -m finsync.bench
+	$(BIN)/python -m finsync.bench.invoice_poster
 
 clean: down
 	rm -rf .finsync

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from finsync.serde import Serde, registry_client
+from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
 
 

@@ -10,10 +10,11 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, TopicPartition
 
-from finsync import clients, db, outbox, processes
-from finsync.events import Event
-from finsync.messages import Outgoing, Record
-from finsync.serde import Serde
+from finsync.contract.events import Event
+from finsync.runtime import clients, db, outbox
+from finsync.runtime.messages import Outgoing, Record
+from finsync.runtime.serde import Serde
+from finsync.scenario import processes
 from finsync.settings import Settings
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 
-from finsync.events import Event
+from finsync.contract.events import Event
 
 U = TypeVar("U")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from finsync.contract.events import AccountUpserted, CustomerSynced, SyncAction
 from finsync.errors import DependencyNotReady
-from finsync.events import AccountUpserted, CustomerSynced, SyncAction
 from finsync.ports.billing import Billing, BillingAccount
 from finsync.ports.crossref import AccountLink, CrossReference
 from finsync.ports.erp import Customer, Erp

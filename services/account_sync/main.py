@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 
 from finsync.adapters.crossref import CrossReferenceStore
-from finsync.adapters.reference_billing import ReferenceBilling
-from finsync.adapters.reference_erp import ReferenceErp
-from finsync.events import AccountUpserted
+from finsync.contract.events import AccountUpserted
+from finsync.reference.billing.adapter import ReferenceBilling
+from finsync.reference.erp.adapter import ReferenceErp
 from finsync.service import Service
 
 from .handler import Systems, sync_account

@@ -3,10 +3,10 @@ hold."""
 
 from __future__ import annotations
 
-from finsync.accounting import MINOR_UNITS
-from finsync.countries import COUNTRIES
+from finsync.contract.events import AccountUpserted
+from finsync.domain.accounting import MINOR_UNITS
+from finsync.domain.countries import COUNTRIES
 from finsync.errors import InvalidEvent
-from finsync.events import AccountUpserted
 from finsync.ports.crossref import AccountLink, MatchRule
 
 from .matching import normalize_name, normalize_tax_id

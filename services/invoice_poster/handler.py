@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from finsync.errors import DependencyNotReady
-from finsync.events import (
+from finsync.contract.events import (
     CreditMemoIssued,
     DocumentType,
     InvoiceIssued,
     InvoicePosted,
     JournalLine,
 )
+from finsync.errors import DependencyNotReady
 from finsync.ports.erp import Erp, OpenItem, Posted
 
 from .posting import credit_memo_journal, invoice_journal

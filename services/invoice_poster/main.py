@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from finsync.adapters.reference_erp import ReferenceErp
-from finsync.events import CreditMemoIssued, InvoiceIssued
+from finsync.contract.events import CreditMemoIssued, InvoiceIssued
 from finsync.ports.erp import Erp
+from finsync.reference.erp.adapter import ReferenceErp
 from finsync.service import Service
 
 from .handler import post_credit_memo, post_invoice

@@ -11,7 +11,8 @@ import calendar
 from datetime import date
 from decimal import Decimal
 
-from finsync.accounting import (
+from finsync.contract.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
+from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
     DEFERRED_REVENUE,
     REVENUE,
@@ -24,7 +25,6 @@ from finsync.accounting import (
     reverse,
 )
 from finsync.errors import InvalidEvent
-from finsync.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
 
 
 def _month_end(day: date) -> date:

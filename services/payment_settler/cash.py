@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from finsync.accounting import (
+from finsync.contract.events import PaymentSettled, PaymentStatus
+from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
     CASH,
     PAYMENT_FEES,
@@ -27,7 +28,6 @@ from finsync.accounting import (
     fmt,
 )
 from finsync.errors import InvalidEvent
-from finsync.events import PaymentSettled, PaymentStatus
 from finsync.ports.erp import CashApplication, OpenItem
 
 DEFAULT_TOLERANCE = Decimal("0.05")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from finsync.contract.events import PaymentApplied, PaymentSettled
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.events import PaymentApplied, PaymentSettled
 from finsync.ports.crossref import CrossReference
 from finsync.ports.erp import Erp
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 
 from finsync.adapters.crossref import CrossReferenceStore
-from finsync.adapters.reference_erp import ReferenceErp
-from finsync.events import PaymentSettled
+from finsync.contract.events import PaymentSettled
+from finsync.reference.erp.adapter import ReferenceErp
 from finsync.service import Service
 from finsync.settings import Settings
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from finsync.accounting import check_money, fmt
-from finsync.billing_schedule import line_value, phase_end
+from finsync.contract.events import OpportunityClosed
+from finsync.domain.accounting import check_money, fmt
+from finsync.domain.billing_schedule import line_value, phase_end
 from finsync.errors import InvalidEvent
-from finsync.events import OpportunityClosed
 from finsync.ports.billing import Phase
 
 

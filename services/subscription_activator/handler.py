@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from finsync.contract.events import OpportunityClosed, SubscriptionActivated, SubscriptionPhase
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.events import OpportunityClosed, SubscriptionActivated, SubscriptionPhase
 from finsync.ports.billing import Billing, NewSubscription
 from finsync.ports.crossref import CrossReference
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 
 from finsync.adapters.crossref import CrossReferenceStore
-from finsync.adapters.reference_billing import ReferenceBilling
-from finsync.events import OpportunityClosed
+from finsync.contract.events import OpportunityClosed
+from finsync.reference.billing.adapter import ReferenceBilling
 from finsync.service import Service
 
 from .handler import Systems, activate_subscription

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_the_demo_takes_every_deal_from_crm_account_to_applied_cash(settings: Settings) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "finsync.demo"],
+        [sys.executable, "-m", "finsync.scenario.demo"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -14,12 +14,15 @@ from datetime import date
 
 import pytest
 
-from finsync import billing_jobs, clients, db, dlq, reports, simulation
-from finsync.processes import ServiceProcess
-from finsync.serde import Serde
+from finsync.contract.topics import SERVICES
+from finsync.reference import reports
+from finsync.reference.billing import jobs as billing_jobs
+from finsync.runtime import clients, db, dlq
+from finsync.runtime.serde import Serde
+from finsync.scenario import simulation
+from finsync.scenario.processes import ServiceProcess
+from finsync.scenario.simulation import Outcome
 from finsync.settings import Settings
-from finsync.simulation import Outcome
-from finsync.topics import SERVICES
 from tests.support import eventually, publish
 
 pytestmark = pytest.mark.e2e

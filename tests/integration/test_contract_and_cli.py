@@ -10,9 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finsync import documents, provision
 from finsync.cli.main import main as finsync
-from finsync.serde import registry_client, schema_text
+from finsync.runtime import provision
+from finsync.runtime.serde import registry_client, schema_text
+from finsync.scenario import documents
 from finsync.settings import Settings
 from tests.support import ServiceProcess, eventually
 

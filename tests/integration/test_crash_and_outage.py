@@ -10,11 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finsync import db, dlq, documents, reports
-from finsync.events import InvoicePosted
-from finsync.failures import RetryPolicy
-from finsync.processing import BatchProcessor
-from finsync.serde import Serde
+from finsync.contract.events import InvoicePosted
+from finsync.reference import reports
+from finsync.runtime import db, dlq
+from finsync.runtime.failures import RetryPolicy
+from finsync.runtime.processing import BatchProcessor
+from finsync.runtime.serde import Serde
+from finsync.scenario import documents
 from finsync.service import Service
 from finsync.settings import Settings
 from finsync.stack import postgres

@@ -12,10 +12,11 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from finsync import dlq, documents, inbox
-from finsync import headers as h
-from finsync.events import InvoiceIssued
-from finsync.serde import Serde
+from finsync.contract.events import InvoiceIssued
+from finsync.runtime import dlq, inbox
+from finsync.runtime import headers as h
+from finsync.runtime.serde import Serde
+from finsync.scenario import documents
 from finsync.settings import Settings
 from tests.support import ServiceProcess, TopicTail, eventually, publish, publish_raw
 

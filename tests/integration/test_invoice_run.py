@@ -12,11 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from finsync import billing_jobs, db
-from finsync.adapters.reference_billing import ReferenceBilling
-from finsync.events import BillingPeriod, InvoiceIssued
+from finsync.contract.events import BillingPeriod, InvoiceIssued
 from finsync.ports.billing import BillingAccount, NewSubscription, Phase
-from finsync.serde import Serde
+from finsync.reference.billing import jobs as billing_jobs
+from finsync.reference.billing.adapter import ReferenceBilling
+from finsync.runtime import db
+from finsync.runtime.serde import Serde
 from finsync.settings import Settings
 from tests.support import TopicTail
 

@@ -27,8 +27,9 @@ import psycopg
 import pytest
 from psycopg.errors import CheckViolation, RaiseException, UniqueViolation
 
-from finsync import db
-from finsync.accounting import (
+from finsync.adapters.crossref import CrossReferenceStore
+from finsync.contract.events import BillingPeriod, PaymentStatus
+from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
     CASH,
     PAYMENT_FEES,
@@ -40,14 +41,13 @@ from finsync.accounting import (
     credit,
     debit,
 )
-from finsync.adapters.crossref import CrossReferenceStore
-from finsync.adapters.reference_billing import ReferenceBilling
-from finsync.adapters.reference_erp import ReferenceErp
 from finsync.errors import InvalidEvent
-from finsync.events import BillingPeriod, PaymentStatus
 from finsync.ports.billing import Billing, BillingAccount, NewSubscription, Phase
 from finsync.ports.crossref import AccountLink, CrossReference, MatchRule
 from finsync.ports.erp import CashApplication, Customer, Erp, OpenItem
+from finsync.reference.billing.adapter import ReferenceBilling
+from finsync.reference.erp.adapter import ReferenceErp
+from finsync.runtime import db
 from finsync.settings import Settings
 
 pytestmark = pytest.mark.integration

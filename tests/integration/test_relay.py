@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-from finsync import clients, outbox
-from finsync.messages import Outgoing
-from finsync.relay import Relay
+from finsync.runtime import clients, outbox
+from finsync.runtime.messages import Outgoing
+from finsync.runtime.relay import Relay
 from finsync.settings import Settings
 from tests.support import TopicTail, eventually
 

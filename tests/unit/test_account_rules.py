@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from finsync.contract.events import AccountUpserted
 from finsync.errors import InvalidEvent
-from finsync.events import AccountUpserted
 from finsync.ports.crossref import MatchRule
 from services.account_sync.matching import normalize_name, normalize_tax_id
 from services.account_sync.rules import changed, link_for, match_rule, validate

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from finsync.contract.events import AccountUpserted, SyncAction
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.events import AccountUpserted, SyncAction
 from finsync.ports.crossref import MatchRule
 from services.account_sync.handler import Systems, sync_account
 

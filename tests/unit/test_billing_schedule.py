@@ -6,7 +6,8 @@ from itertools import pairwise
 
 import pytest
 
-from finsync.billing_schedule import (
+from finsync.contract.events import BillingPeriod
+from finsync.domain.billing_schedule import (
     Period,
     add_months,
     billing_periods,
@@ -16,7 +17,6 @@ from finsync.billing_schedule import (
     periods_in_term,
     phase_end,
 )
-from finsync.events import BillingPeriod
 from finsync.ports.billing import Phase
 
 D = Decimal

@@ -6,9 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from finsync.accounting import ACCOUNTS_RECEIVABLE, CASH, PAYMENT_FEES, UNAPPLIED_CASH, WRITE_OFF
+from finsync.contract.events import PaymentSettled, PaymentStatus
+from finsync.domain.accounting import (
+    ACCOUNTS_RECEIVABLE,
+    CASH,
+    PAYMENT_FEES,
+    UNAPPLIED_CASH,
+    WRITE_OFF,
+)
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.events import PaymentSettled, PaymentStatus
 from finsync.ports.crossref import AccountLink
 from finsync.ports.erp import OpenItem, Posted
 from services.payment_settler.cash import DEFAULT_TOLERANCE, apply, payment_journal

@@ -9,7 +9,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from finsync.events import EVENT_TYPES, InvoiceIssued, InvoiceLine
+from finsync.contract.events import EVENT_TYPES, InvoiceIssued, InvoiceLine
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -1,9 +1,9 @@
 """Where failed records go, and what they carry with them."""
 
-from finsync import headers as h
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.failures import Origin, RetryPolicy, not_before_ms, route_failure
-from finsync.messages import Record
+from finsync.runtime import headers as h
+from finsync.runtime.failures import Origin, RetryPolicy, not_before_ms, route_failure
+from finsync.runtime.messages import Record
 
 POLICY = RetryPolicy(max_attempts=3, base_seconds=2, max_seconds=60)
 NOW = 1_800_000_000_000
@@ -88,7 +88,7 @@ def test_backoff_is_capped():
 
 
 def test_a_replayed_dead_letter_is_a_retry_due_now_with_its_origin_and_fresh_attempts():
-    from finsync.dlq import DeadLetter, replay_message
+    from finsync.runtime.dlq import DeadLetter, replay_message
 
     letter = as_record(route(original(), InvalidEvent("bad")))
     out = replay_message(DeadLetter("invoice-poster", letter), "r-1")

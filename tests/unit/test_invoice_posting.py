@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from finsync.accounting import ACCOUNTS_RECEIVABLE, DEFERRED_REVENUE, REVENUE, TAX_PAYABLE
+from finsync.contract.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
+from finsync.domain.accounting import ACCOUNTS_RECEIVABLE, DEFERRED_REVENUE, REVENUE, TAX_PAYABLE
 from finsync.errors import InvalidEvent
-from finsync.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
 from services.invoice_poster.posting import credit_memo_journal, invoice_journal
 
 D = Decimal

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from finsync.contract.events import BillingPeriod, OpportunityClosed, OpportunityLine
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.events import BillingPeriod, OpportunityClosed, OpportunityLine
 from finsync.ports.crossref import AccountLink
 from services.subscription_activator.contract import phases
 from services.subscription_activator.handler import Systems, activate_subscription

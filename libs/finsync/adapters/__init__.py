@@ -1,0 +1,1 @@
+"""finsync's own adapters behind the ports: the store of CRM, ERP and billing cross-references."""

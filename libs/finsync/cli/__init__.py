@@ -1,0 +1,1 @@
+"""The `finsync` command, one module per command group."""

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from finsync import db, dlq, outbox, provision
+from finsync.contract.topics import SERVICES
 from finsync.errors import Outage
-from finsync.serde import registry_client
+from finsync.runtime import db, dlq, outbox, provision
+from finsync.runtime.serde import registry_client
 from finsync.settings import Settings
 from finsync.stack.process import StackError
-from finsync.topics import SERVICES
 
 console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 
@@ -75,14 +75,14 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from finsync import runner
+    from finsync.runtime import runner
 
     runner.run(args.service, settings)
     return 0
 
 
 def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from finsync.billing_jobs import PUBLISHER
+    from finsync.reference.billing.jobs import PUBLISHER
 
     with db.connect(settings) as conn:
         backlog = outbox.backlog(conn)
@@ -92,7 +92,7 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
-    from finsync import billing_jobs
+    from finsync.reference.billing import jobs as billing_jobs
 
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("invoice run", total=None)
@@ -107,8 +107,8 @@ def cmd_billing_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_billing_credit(args: argparse.Namespace, settings: Settings) -> int:
-    from finsync import billing_jobs
-    from finsync.accounting import fmt
+    from finsync.domain.accounting import fmt
+    from finsync.reference.billing import jobs as billing_jobs
 
     try:
         memo = billing_jobs.issue_credit_memo(
@@ -122,7 +122,7 @@ def cmd_billing_credit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from finsync import simulation, summary
+    from finsync.scenario import simulation, summary
 
     scenario = simulation.build(args.seed, args.tag, args.as_of, args.accounts)
     outcome = simulation.play(settings, scenario, _say, timeout=args.timeout)
@@ -207,7 +207,7 @@ def _position(value: str) -> tuple[int, int]:
 
 
 def _accounts(value: str) -> int:
-    from finsync.simulation import MIN_ACCOUNTS
+    from finsync.scenario.simulation import MIN_ACCOUNTS
 
     if not value.isdigit() or int(value) < MIN_ACCOUNTS:
         raise argparse.ArgumentTypeError(f"{value!r}: give a number of at least {MIN_ACCOUNTS}")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pydantic
 
-from finsync import clients
-from finsync.events import EVENT_TYPES, Event
-from finsync.serde import Serde, registry_client
+from finsync.contract.events import EVENT_TYPES, Event
+from finsync.runtime import clients
+from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
 
 

@@ -1,0 +1,1 @@
+"""The ports services reach downstream systems through: Erp, Billing, CrossReference."""

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-from finsync.events import BillingPeriod
+from finsync.contract.events import BillingPeriod
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from finsync.accounting import Journal
-from finsync.events import PaymentStatus
+from finsync.contract.events import PaymentStatus
+from finsync.domain.accounting import Journal
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from finsync import db, provision
-from finsync.serde import registry_client
+from finsync.runtime import db, provision
+from finsync.runtime.serde import registry_client
 from finsync.settings import Settings
 from finsync.stack import kafka, postgres, registry
 from finsync.stack.process import StackError

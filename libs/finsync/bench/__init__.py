@@ -1,0 +1,1 @@
+"""`make bench`: finsync's speed beside baselines measured in the same run."""

@@ -1,0 +1,348 @@
+"""`make bench`: invoice-poster throughput and latency on the real stack, beside two baselines
+measured over the same events in the same run.
+
+- ceiling: consume and decode only — no service can be faster;
+- hand-written: consume a batch -> decode -> insert the same journal rows in one transaction
+  -> commit offsets, with no framework (no inbox, outbox, savepoints, retry routing, tracing);
+- finsync: `finsync run invoice-poster` as a process, every guarantee on, until every posting
+  is committed and every `erp.invoice-posted` is published.
+
+Then p50/p99 end-to-end latency (publish -> `erp.invoice-posted` readable) at a steady rate.
+The services write to a separate database (`finsync_bench`), so the bench leaves the books of
+the local stack alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import psycopg
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from finsync.contract.events import InvoiceIssued, InvoicePosted
+from finsync.runtime import clients, db
+from finsync.runtime.serde import Serde, registry_client
+from finsync.scenario import documents
+from finsync.settings import Settings
+from services.invoice_poster.posting import invoice_journal
+
+console = Console()
+TOPIC = InvoiceIssued.TOPIC
+GROUP = "invoice-poster"
+
+Offsets = dict[int, tuple[int, int]]  # partition -> (first, end)
+
+
+def bench_settings(settings: Settings) -> Settings:
+    base = settings.database_url.rsplit("/", 1)[0]
+    return dataclasses.replace(settings, database_url=f"{base}/finsync_bench")
+
+
+def reset_database(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for schema in ("erp", "billing", "finsync"):  # everything the migrations create
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute("DROP TABLE IF EXISTS public.finsync_migrations")
+    db.migrate(settings)
+
+
+def end_offsets(consumer: Consumer) -> dict[int, int]:
+    parts = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in parts
+    }
+
+
+def publish_invoices(settings: Settings, serde: Serde, n: int, seed: int) -> Offsets:
+    rng = random.Random(seed)
+    probe = clients.consumer(settings, f"bench-probe-{uuid.uuid4()}")
+    before = end_offsets(probe)
+    producer = Producer({**settings.kafka_config(), "linger.ms": 20, "compression.type": "lz4"})
+    with console.status(f"publishing {n} invoices ...") as status:
+        for i in range(n):
+            invoice = documents.invoice(rng, i)
+            while True:
+                try:
+                    producer.produce(TOPIC, serde.encode(invoice), invoice.key.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if i % 5000 == 0:
+                status.update(f"publishing {n} invoices ... {i}")
+        producer.flush(60)
+    after = end_offsets(probe)
+    probe.close()
+    return {p: (before[p], after[p]) for p in after}
+
+
+def consume_range(
+    settings: Settings, offsets: Offsets, batch: Callable[[list[Message]], None], commit: bool
+) -> float:
+    """Run `batch` over every record in the range; seconds from first record to last."""
+    consumer = clients.consumer(settings, f"bench-{uuid.uuid4()}")
+    consumer.assign([TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()])
+    remaining = sum(end - first for first, end in offsets.values())
+    ends = {p: end for p, (_, end) in offsets.items()}
+    started = None
+    while remaining:
+        msgs = [m for m in consumer.consume(settings.batch_size, timeout=1.0) if not m.error()]
+        msgs = [m for m in msgs if (m.offset() or 0) < ends[m.partition() or 0]]
+        if not msgs:
+            continue
+        started = started or time.perf_counter()
+        batch(msgs)
+        if commit:
+            consumer.commit(asynchronous=False)
+        remaining -= len(msgs)
+    consumer.close()
+    return time.perf_counter() - (started or time.perf_counter())
+
+
+def ceiling(settings: Settings, serde: Serde, offsets: Offsets) -> float:
+    def decode(msgs: list[Message]) -> None:
+        for m in msgs:
+            serde.decode(TOPIC, m.value())
+
+    return consume_range(settings, offsets, decode, False)
+
+
+def hand_written(settings: Settings, serde: Serde, offsets: Offsets) -> float:
+    conn = psycopg.connect(settings.database_url)
+
+    def batch(msgs: list[Message]) -> None:
+        entries, lines, items = [], [], []
+        for m in msgs:
+            invoice = serde.decode(TOPIC, m.value())
+            assert isinstance(invoice, InvoiceIssued)
+            journal = invoice_journal(invoice)
+            entry_id = f"JE-{uuid.uuid4().hex[:20]}"
+            entries.append(
+                (entry_id, journal.key, journal.legal_entity, journal.currency, journal.description)
+            )
+            lines += [
+                (entry_id, n, x.account_code, x.debit, x.credit)
+                for n, x in enumerate(journal.lines, 1)
+            ]
+            items.append(
+                (
+                    f"AR-{invoice.invoice_id}",
+                    invoice.invoice_id,
+                    invoice.invoice_number,
+                    invoice.account_id,
+                    invoice.legal_entity,
+                    invoice.currency,
+                    invoice.issued_on,
+                    invoice.due_on,
+                    invoice.total,
+                    invoice.total,
+                    entry_id,
+                )
+            )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
+                "currency, description) VALUES (%s, %s, %s, %s, %s)",
+                entries,
+            )
+            # One statement for all lines: the balance trigger checks each entry once.
+            cur.execute(
+                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
+                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
+                "%s::numeric[])",
+                [list(col) for col in zip(*lines, strict=True)],
+            )
+            cur.executemany(
+                "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, "
+                "account_id, legal_entity, currency, issued_on, due_on, original_amount, "
+                "open_amount, journal_entry_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                items,
+            )
+
+    try:
+        return consume_range(settings, offsets, batch, True)
+    finally:
+        conn.close()
+
+
+def count(settings: Settings, sql: str) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def lag(settings: Settings) -> int:
+    return clients.group_lag(settings, GROUP, [TOPIC])
+
+
+def catch_up(settings: Settings) -> None:
+    """Let invoice-poster process, into the stack's own books, what it has not processed yet,
+    so that moving its group to the bench's events skips nothing."""
+    behind = lag(settings)
+    if not behind:
+        return
+    console.print(f"{GROUP} has {behind} unprocessed events; processing them first")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finsync.cli.main", "run", GROUP],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while lag(settings) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    if lag(settings):
+        raise SystemExit(f"{GROUP} did not catch up; see `finsync dlq list` and its logs")
+
+
+def point_group_at(settings: Settings, offsets: Offsets) -> None:
+    """invoice-poster's group starts at the bench's first event. The broker takes offsets from
+    outside only for an empty group: a member that died without leaving holds it for a while."""
+    consumer = Consumer({**settings.kafka_config(), "group.id": GROUP})
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()],
+                    asynchronous=False,
+                )
+                return
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{GROUP} still has members; stop them first") from exc
+                time.sleep(2)
+    finally:
+        consumer.close()
+
+
+def framework(
+    settings: Settings, offsets: Offsets, n: int, env: dict[str, str]
+) -> tuple[float, subprocess.Popen[bytes]]:
+    point_group_at(settings, offsets)
+    log = open(settings.home / "run" / "bench-invoice-poster.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finsync.cli.main", "run", GROUP],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    started = None
+    with console.status("finsync invoice-poster ...") as status:
+        while True:
+            posted = count(settings, "SELECT count(*) FROM erp.journal_entries")
+            unsent = count(settings, "SELECT count(*) FROM finsync.outbox WHERE sent_at IS NULL")
+            if posted and started is None:
+                started = time.perf_counter()
+            status.update(f"finsync invoice-poster: {posted}/{n} posted, {unsent} unsent")
+            if posted >= n and unsent == 0:
+                break
+            if proc.poll() is not None:
+                raise SystemExit("invoice-poster exited during the bench; see its log")
+            time.sleep(0.05)
+    return time.perf_counter() - (started or time.perf_counter()), proc
+
+
+def latency(settings: Settings, serde: Serde, rate: int, seconds: int) -> list[float]:
+    """Publish at `rate`/s; milliseconds from publish to the posting being readable."""
+    tail = clients.consumer(settings, f"bench-tail-{uuid.uuid4()}")
+    topic = InvoicePosted.TOPIC
+    parts = tail.list_topics(topic, timeout=10).topics[topic].partitions
+    tail.assign(
+        [
+            TopicPartition(topic, p, tail.get_watermark_offsets(TopicPartition(topic, p))[1])
+            for p in parts
+        ]
+    )
+    producer = Producer(settings.kafka_config())
+    rng = random.Random(7)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    total = rate * seconds
+    start = time.perf_counter()
+    i = 0
+    with console.status(f"latency at {rate}/s for {seconds}s ..."):
+        while len(seen) < total and time.perf_counter() - start < seconds + 30:
+            due = min(total, int((time.perf_counter() - start) * rate))
+            while i < due:
+                invoice = documents.invoice(rng, i)
+                producer.produce(TOPIC, serde.encode(invoice), invoice.key.encode())
+                producer.poll(0)
+                sent[str(invoice.event_id)] = time.perf_counter()
+                i += 1
+            for m in tail.consume(100, timeout=0.01):
+                if m.error():
+                    continue
+                event = serde.decode(topic, m.value())
+                if event.causation_id in sent:
+                    seen[event.causation_id] = time.perf_counter()
+    producer.flush(10)
+    tail.close()
+    return [(seen[k] - sent[k]) * 1000 for k in seen]
+
+
+def main() -> int:
+    settings = bench_settings(Settings.from_env())
+    n = int(os.environ.get("FINSYNC_BENCH_EVENTS", "50000"))
+    rate = int(os.environ.get("FINSYNC_BENCH_RATE", "200"))
+    seconds = int(os.environ.get("FINSYNC_BENCH_SECONDS", "15"))
+    console.rule(f"[bold]finsync bench[/bold] — invoice-poster, {n} invoice-issued events")
+    serde = Serde(registry_client(settings))
+    catch_up(Settings.from_env())
+    reset_database(settings)
+    offsets = publish_invoices(settings, serde, n, seed=n)
+    assert sum(end - first for first, end in offsets.values()) == n
+
+    results: list[tuple[str, float]] = []
+    results.append(("ceiling: consume + decode", ceiling(settings, serde, offsets)))
+    results.append(("hand-written loop", hand_written(settings, serde, offsets)))
+    assert count(settings, "SELECT count(*) FROM erp.journal_entries") == n
+    reset_database(settings)
+
+    env = {**os.environ, "FINSYNC_DATABASE_URL": settings.database_url}
+    took, proc = framework(settings, offsets, n, env)
+    results.append(("finsync invoice-poster (inbox, outbox, relay, tracing)", took))
+    try:
+        latencies = latency(settings, serde, rate, seconds)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+    hand = n / results[1][1]
+    table = Table(
+        "run",
+        "events",
+        "seconds",
+        "events/s",
+        "vs hand-written",
+        title=f"Throughput over the same {n} events",
+    )
+    for name, secs in results:
+        rps = n / secs
+        table.add_row(name, str(n), f"{secs:.2f}", f"{rps:,.0f}", f"{rps / hand:.0%}")
+    console.print(table)
+    if latencies:
+        q = statistics.quantiles(latencies, n=100)
+        console.print(
+            f"end-to-end latency at {rate}/s for {seconds}s ({len(latencies)} events): "
+            f"p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {max(latencies):.0f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Topic names and how finsync provisions them. Names that reach Kafka are contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from finsync.contract.events import EVENT_TYPES
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def retry_topic(service: str) -> str:
+    return f"{service}.retry"
+
+
+def dlq_topic(service: str) -> str:
+    return f"{service}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def all_topics(services: list[str], partitions: int) -> list[TopicSpec]:
+    """Every topic finsync needs: the event topics, and per service its retry and dead letters.
+
+    Event topics keep two weeks (replays of a busy quarter-end), retry topics a week,
+    dead letters forever: an SRE decides when one is done, not a timer.
+    """
+    events = [TopicSpec(t, partitions, {"retention.ms": str(14 * DAY_MS)}) for t in EVENT_TYPES]
+    per_service = [
+        spec
+        for s in services
+        for spec in (
+            TopicSpec(retry_topic(s), partitions, {"retention.ms": str(7 * DAY_MS)}),
+            TopicSpec(dlq_topic(s), 1, {"retention.ms": "-1"}),
+        )
+    ]
+    return events + per_service
+
+
+# The consumer services of the platform; each name is also its consumer group.
+SERVICES = ("account-sync", "subscription-activator", "invoice-poster", "payment-settler")

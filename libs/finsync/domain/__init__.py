@@ -1,0 +1,4 @@
+"""Money and calendar rules every service shares: currencies, journals, billing periods.
+
+Pure: typed events and Decimals in, Decimals out; no Kafka, no SQL.
+"""

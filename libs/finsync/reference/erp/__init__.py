@@ -1,0 +1,1 @@
+"""The reference ERP (schema `erp`): customers, chart of accounts, journals, AR and cash."""

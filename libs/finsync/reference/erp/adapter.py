@@ -1,0 +1,205 @@
+"""The reference ERP on PostgreSQL (schema `erp`): the embedded default behind the Erp port.
+
+Idempotency keys are unique constraints, so a second post of the same document changes
+nothing; the database itself refuses an unbalanced or altered journal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+
+from finsync.domain.accounting import Journal
+from finsync.errors import InvalidEvent
+from finsync.ports.erp import CashApplication, Customer, OpenItem, Posted
+
+
+class ReferenceErp:
+    """Writes are buffered and sent in a few multi-row statements by flush(), which the runtime
+    calls before a batch (or, after a failure, each record) commits, and which runs before
+    every read, so reads see what this unit of work wrote."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self._entries: list[tuple[object, ...]] = []
+        self._lines: list[tuple[object, ...]] = []
+        self._open_items: list[tuple[object, ...]] = []
+        self._credits: list[tuple[object, ...]] = []
+        self._payments: list[tuple[object, ...]] = []
+
+    def _journal(self, journal: Journal) -> tuple[str, datetime]:
+        # Ids and time are made here, so nothing waits for the database to answer.
+        entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
+        self._entries.append(
+            (
+                entry_id,
+                journal.key,
+                journal.legal_entity,
+                journal.currency,
+                journal.description,
+                posted_at,
+            )
+        )
+        self._lines += [
+            (entry_id, n, x.account_code, x.debit, x.credit) for n, x in enumerate(journal.lines, 1)
+        ]
+        return entry_id, posted_at
+
+    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
+        entry_id, posted_at = self._journal(journal)
+        document_id = f"AR-{item.invoice_id}"
+        self._open_items.append(
+            (
+                document_id,
+                item.invoice_id,
+                item.invoice_number,
+                item.account_id,
+                item.legal_entity,
+                item.currency,
+                item.issued_on,
+                item.due_on,
+                item.original_amount,
+                item.open_amount,
+                entry_id,
+            )
+        )
+        return Posted(document_id, entry_id, posted_at)
+
+    def post_credit_memo(
+        self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
+    ) -> Posted:
+        self.flush()
+        reduced = self.conn.execute(
+            "UPDATE erp.ar_open_items SET open_amount = open_amount - %s "
+            "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
+            (amount, invoice_id, amount),
+        ).fetchone()
+        posted_before = (
+            reduced is None
+            and self.conn.execute(
+                "SELECT 1 FROM erp.ar_credits WHERE credit_memo_id = %s", (credit_memo_id,)
+            ).fetchone()
+        )
+        # Posted before: go on, so its unique key refuses it as "already took effect".
+        if reduced is None and not posted_before:
+            raise InvalidEvent(
+                f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
+                f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
+            )
+        entry_id, posted_at = self._journal(journal)
+        self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
+        return Posted(f"CM-{credit_memo_id}", entry_id, posted_at)
+
+    def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
+        self.flush()
+        row = self.conn.execute(
+            "SELECT invoice_id, invoice_number, account_id, legal_entity, currency, issued_on, "
+            "due_on, original_amount, open_amount FROM erp.ar_open_items WHERE invoice_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (invoice_id,),
+        ).fetchone()
+        return None if row is None else OpenItem(*row)
+
+    # Customers are written at once, not buffered: few, and read back by the next account.
+    def create_customer(self, customer: Customer) -> str:
+        customer_id = f"CUS-{uuid.uuid4().hex[:10].upper()}"
+        self.conn.execute(
+            "INSERT INTO erp.customers (customer_id, account_id, name, country, currency, "
+            "tax_id, legal_entity, email_domain, parent_customer_id) "
+            "VALUES (%(customer_id)s, %(account_id)s, %(name)s, %(country)s, %(currency)s, "
+            "%(tax_id)s, %(legal_entity)s, %(email_domain)s, %(parent_customer_id)s)",
+            {**asdict(customer), "customer_id": customer_id},
+        )
+        return customer_id
+
+    def update_customer(self, customer_id: str, customer: Customer) -> None:
+        self.conn.execute(
+            "UPDATE erp.customers SET name = %(name)s, country = %(country)s, "
+            "currency = %(currency)s, tax_id = %(tax_id)s, legal_entity = %(legal_entity)s, "
+            "email_domain = %(email_domain)s, parent_customer_id = %(parent_customer_id)s, "
+            "updated_at = now() WHERE customer_id = %(customer_id)s",
+            {**asdict(customer), "customer_id": customer_id},
+        )
+
+    def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
+        a = application
+        if a.invoice_id is not None and a.settles:
+            # At once, so the next payment for this invoice in the batch reads what is left.
+            settled = self.conn.execute(
+                "UPDATE erp.ar_open_items SET open_amount = open_amount - %s, "
+                "paid_amount = paid_amount + %s, written_off_amount = written_off_amount + %s "
+                "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
+                (a.settles, a.applied_amount, a.written_off_amount, a.invoice_id, a.settles),
+            ).fetchone()
+            if settled is None:
+                raise RuntimeError(
+                    f"payment {a.payment_id} would settle more than invoice {a.invoice_id} has open"
+                )
+        entry_id, posted_at = self._journal(journal)
+        self._payments.append(
+            (
+                a.payment_id,
+                a.account_id,
+                a.customer_id,
+                a.invoice_id,
+                a.legal_entity,
+                a.currency,
+                a.amount,
+                a.fee_amount,
+                a.applied_amount,
+                a.written_off_amount,
+                a.unapplied_amount,
+                a.status.value,
+                entry_id,
+                a.settled_at,
+                a.method,
+                a.gateway_reference,
+            )
+        )
+        return Posted(f"PAY-{a.payment_id}", entry_id, posted_at)
+
+    def flush(self) -> None:
+        if not self._entries:
+            return
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
+                "currency, description, posted_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                self._entries,
+            )
+            # All lines in one statement, so the balance trigger sees whole entries.
+            cur.execute(
+                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
+                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
+                "%s::numeric[])",
+                [list(column) for column in zip(*self._lines, strict=True)],
+            )
+            if self._open_items:
+                cur.executemany(
+                    "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, "
+                    "account_id, legal_entity, currency, issued_on, due_on, original_amount, "
+                    "open_amount, journal_entry_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    self._open_items,
+                )
+            if self._credits:
+                cur.executemany(
+                    "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, "
+                    "journal_entry_id) VALUES (%s, %s, %s, %s)",
+                    self._credits,
+                )
+            if self._payments:
+                cur.executemany(
+                    "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "
+                    "legal_entity, currency, amount, fee_amount, applied_amount, "
+                    "written_off_amount, unapplied_amount, status, journal_entry_id, settled_at, "
+                    "method, gateway_reference) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    self._payments,
+                )
+        self._entries, self._lines, self._open_items, self._credits = [], [], [], []
+        self._payments = []

@@ -1,0 +1,139 @@
+"""Kafka clients, configured one way for the whole runtime."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from finsync.runtime.messages import Outgoing, Record
+from finsync.settings import Settings
+
+
+def producer(settings: Settings, client_id: str) -> Producer:
+    return Producer(
+        {
+            **settings.kafka_config(),
+            "client.id": client_id,
+            "enable.idempotence": True,  # acks=all, ordered retries without duplicates
+            "linger.ms": 2,
+            "compression.type": "lz4",
+        }
+    )
+
+
+def consumer(settings: Settings, group: str, **extra: object) -> Consumer:
+    """Offsets are committed by finsync, after its database transaction, never automatically."""
+    return Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": group,
+            "client.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **extra,
+        }
+    )
+
+
+def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records on `topics` that `group` has not committed yet (all of them, if it never has)."""
+    probe = Consumer({**settings.kafka_config(), "group.id": group})
+    try:
+        total = 0
+        for topic in topics:
+            partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+            committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            for tp in committed:
+                low, high = probe.get_watermark_offsets(tp, timeout=10)
+                total += high - (tp.offset if tp.offset >= 0 else low)
+        return total
+    finally:
+        probe.close()
+
+
+def read(settings: Settings, topic: str, since_ms: int | None = None) -> Iterator[Record]:
+    """What is on `topic` now (from `since_ms` on, if given), partition by partition in order.
+    Reads only: joins no group, commits nothing. Raises LookupError if the topic is missing."""
+    reader = consumer(settings, f"finsync-reader-{uuid.uuid4()}")
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise LookupError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        if since_ms is not None:
+            starts = reader.offsets_for_times(
+                [TopicPartition(topic, p, since_ms) for p in metadata.partitions], timeout=10
+            )
+        else:
+            starts = [TopicPartition(topic, p, -2) for p in metadata.partitions]  # beginning
+        ends: dict[int, int] = {}
+        assigned = []
+        for tp, start in zip(partitions, starts, strict=True):
+            low, high = reader.get_watermark_offsets(tp, timeout=10)
+            first = low if start.offset < 0 and since_ms is None else start.offset
+            if 0 <= first < high:
+                ends[tp.partition] = high
+                assigned.append(TopicPartition(topic, tp.partition, max(first, low)))
+        if not assigned:
+            return
+        reader.assign(assigned)
+        while ends:
+            msg = reader.poll(5.0)
+            if msg is None:
+                raise TimeoutError(f"timed out reading {topic}")
+            if msg.error():
+                continue
+            record = to_record(msg)
+            yield record
+            if record.offset + 1 >= ends.get(record.partition, 0):
+                ends.pop(record.partition, None)
+    finally:
+        reader.close()
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({**settings.kafka_config()})
+
+
+def to_record(msg: Message) -> Record:
+    _, ts = msg.timestamp()
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
+    return Record(topic, partition, offset, ts, msg.key(), msg.value(), headers)
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not accept every message handed to send()."""
+
+
+def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
+    """Produce the messages and wait until Kafka has accepted every one; returns how many."""
+    errors: list[KafkaError] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            errors.append(err)
+
+    count = 0
+    for m in messages:
+        while True:
+            try:
+                producer.produce(
+                    m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
+                    on_delivery=delivered,
+                )  # fmt: skip
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.1)
+        count += 1
+    left = producer.flush(timeout)
+    if errors or left:
+        why = str(errors[0]) if errors else f"{left} still in flight after {timeout:.0f} s"
+        raise DeliveryError(f"Kafka did not accept {len(errors) + left} of {count} messages: {why}")
+    return count

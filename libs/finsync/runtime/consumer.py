@@ -1,0 +1,187 @@
+"""The consumer loop: the one place a service reads Kafka.
+
+consume a batch -> process it in one database transaction -> commit offsets. Offsets are
+committed only after the transaction, so a crash in between redelivers, and the inbox makes
+the redelivery a no-op. Retry records that are not due yet pause their partition, and only
+that partition, until they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from finsync.contract.topics import retry_topic
+from finsync.errors import Outage
+from finsync.runtime import clients, db, faults, telemetry
+from finsync.runtime.failures import not_before_ms
+from finsync.runtime.messages import Record
+from finsync.runtime.processing import BatchProcessor
+from finsync.settings import Settings
+
+log = logging.getLogger("finsync.consumer")
+
+BATCH_WAIT = 0.05  # seconds
+PROGRESS_EVERY = 30.0  # seconds between progress lines in the log
+
+
+class ConsumerLoop:
+    def __init__(self, processor: BatchProcessor, settings: Settings) -> None:
+        self.processor = processor
+        self.settings = settings
+        self.name = processor.service.name
+        self.stats: Counter[str] = Counter()  # since the last progress line
+        self.totals: Counter[str] = Counter()
+        self.meters = telemetry.Meters()
+        self._next_progress = time.monotonic() + PROGRESS_EVERY
+        self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
+        self._conn: psycopg.Connection | None = None
+        self.consumer = clients.consumer(settings, self.name)
+
+    def run(self, stop: threading.Event) -> None:
+        topics = [*self.processor.service.handlers, retry_topic(self.name)]
+        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        log.info("consuming %s as group %s", ", ".join(topics), self.name)
+        outage_wait = 1.0
+        try:
+            while not stop.is_set():
+                self._resume_due()
+                self._log_progress()
+                # A short wait: a full batch under load, and little added latency when quiet.
+                messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
+                records = [clients.to_record(m) for m in messages if not self._skip(m)]
+                if not records:
+                    continue
+                try:
+                    self._process(records)
+                    outage_wait = 1.0
+                except (Outage, psycopg.OperationalError) as exc:
+                    log.error("%s; the batch will be retried in %.0fs", exc, outage_wait)
+                    self._close_db()
+                    self._rewind(records)
+                    stop.wait(outage_wait)
+                    outage_wait = min(outage_wait * 2, 30.0)
+        finally:
+            self._close_db()
+            self.consumer.close()  # leaves the group at once, so partitions move on quickly
+            log.info("consumer stopped", extra={"counts": dict(self.totals)})
+
+    def _skip(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return False
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", err)
+        return True
+
+    def _process(self, records: list[Record]) -> None:
+        ready = self._hold_back_not_due(records)
+        if not ready:
+            return
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(self.settings)
+        started = time.monotonic()
+        counts = self.processor.process(self._conn, ready)
+        faults.pause_at(faults.BEFORE_OFFSET_COMMIT)
+        last: dict[tuple[str, int], int] = {}
+        for r in ready:
+            last[(r.topic, r.partition)] = r.offset
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            # Safe to go on: the database has committed, so whoever gets these partitions next
+            # is redelivered the records and the inbox skips them.
+            log.warning(
+                "offsets not committed (%s); the records will be redelivered and "
+                "skipped as duplicates",
+                exc.args[0],
+            )
+        self.stats.update(counts)
+        self.totals.update(counts)
+        for outcome, n in counts.items():
+            self.meters.records.add(n, {"service": self.name, "outcome": outcome})
+        self.meters.batch_seconds.record(time.monotonic() - started, {"service": self.name})
+
+    def lag(self) -> int:
+        """Records on the assigned partitions not consumed yet (from cached watermarks)."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return 0
+        total = 0
+        for tp in self.consumer.position(assigned):
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                total += max(high - tp.offset, 0)
+        return total
+
+    def _log_progress(self) -> None:
+        if time.monotonic() < self._next_progress:
+            return
+        self._next_progress = time.monotonic() + PROGRESS_EVERY
+        if self.stats:
+            log.info(
+                "progress",
+                extra={
+                    "counts": dict(self.stats),
+                    "lag": self.lag(),
+                    "paused_partitions": len(self._paused),
+                },
+            )
+            self.stats.clear()
+
+    def _hold_back_not_due(self, records: list[Record]) -> list[Record]:
+        """Keep retry records that are not due (and what follows them) for later."""
+        now = int(time.time() * 1000)
+        retry = retry_topic(self.name)
+        held: set[tuple[str, int]] = set()
+        ready = []
+        for r in records:
+            tp = (r.topic, r.partition)
+            if tp in held:
+                continue
+            due = not_before_ms(r) if r.topic == retry else 0
+            if due > now:
+                held.add(tp)
+                self._paused[tp] = due
+                part = TopicPartition(r.topic, r.partition, r.offset)
+                self.consumer.pause([part])
+                self.consumer.seek(part)
+                continue
+            ready.append(r)
+        return ready
+
+    def _resume_due(self) -> None:
+        now = int(time.time() * 1000)
+        due = [tp for tp, at in self._paused.items() if at <= now]
+        if due:
+            self.consumer.resume([TopicPartition(t, p) for t, p in due])
+            for tp in due:
+                del self._paused[tp]
+
+    def _rewind(self, records: list[Record]) -> None:
+        """Seek each partition back to the first record of the failed batch."""
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            first.setdefault((r.topic, r.partition), r.offset)
+        for (t, p), o in first.items():
+            self.consumer.seek(TopicPartition(t, p, o))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._paused.pop((tp.topic, tp.partition), None)
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

@@ -1,0 +1,71 @@
+"""PostgreSQL connections and the versioned migrations finsync applies to its database.
+
+Each part that owns tables keeps its SQL beside its code, in a `migrations/` folder of its own
+(the runtime, the cross-reference store, each reference system). They are applied together in
+the order of their numbered names, which are unique across the parts. A migration that was
+split from an older one names it on a `-- replaces: <name>` line, so a database that applied
+the older one does not apply its parts again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from finsync.errors import Outage
+from finsync.settings import Settings
+
+PACKAGE = Path(__file__).resolve().parents[1]  # finsync/
+
+
+def migrations() -> list[Path]:
+    """Every migration of every part, in the order they apply."""
+    paths = sorted(PACKAGE.glob("**/migrations/*.sql"), key=lambda p: p.name)
+    names = [p.name for p in paths]
+    clashes = {n for n in names if names.count(n) > 1}
+    if clashes:
+        raise RuntimeError(f"migration names must be unique: {', '.join(sorted(clashes))}")
+    return paths
+
+
+def _replaces(path: Path) -> set[str]:
+    first = path.read_text().partition("\n")[0]
+    names = first.removeprefix("-- replaces:")
+    return {n.strip() for n in names.split(",")} if names != first else set()
+
+
+def connect(settings: Settings, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(settings.database_url, autocommit=autocommit, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise Outage(f"database unavailable: {exc}".strip()) from exc
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Apply the migrations not applied yet, each in its own transaction; returns their names."""
+    applied: list[str] = []
+    with connect(settings) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.finsync_migrations "
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        # Two processes starting at once must not apply the same migration twice.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('finsync_migrations'))")
+        done = {r[0] for r in conn.execute("SELECT name FROM public.finsync_migrations")}
+        conn.commit()
+        for path in migrations():
+            if path.name in done or _replaces(path) & done:
+                continue
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('finsync_migrations'))")
+                if conn.execute(
+                    "SELECT 1 FROM public.finsync_migrations WHERE name = %s", (path.name,)
+                ).fetchone():
+                    continue
+                conn.execute(path.read_text().encode())
+                conn.execute(
+                    "INSERT INTO public.finsync_migrations (name) VALUES (%s)", (path.name,)
+                )
+            applied.append(path.name)
+    return applied

@@ -1,0 +1,140 @@
+"""Where a failed record goes: back through `<service>.retry` later, or to `<service>.dlq`.
+
+Pure functions of the record, the error and the clock, so the routing rules are unit-tested.
+Both destinations keep the original key, value and publisher headers byte for byte.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from finsync.contract.topics import dlq_topic, retry_topic
+from finsync.errors import TransientError
+from finsync.runtime import headers as h
+from finsync.runtime.messages import Headers, Outgoing, Record
+
+STACK_LIMIT = 4000  # characters of stack trace kept on a dead letter
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    def delay_seconds(self, failures: int) -> float:
+        """Exponential: base, 2*base, 4*base ... capped."""
+        return float(min(self.base_seconds * 2 ** (failures - 1), self.max_seconds))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record first entered the service, and how often it has failed since."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    attempts: int
+    first_failure_ms: int | None
+
+    @classmethod
+    def of(cls, record: Record) -> Origin:
+        attempts = record.header_text(h.RETRY_ATTEMPTS)
+        if attempts is None:  # a first delivery, not a retry
+            return cls(record.topic, record.partition, record.offset, record.timestamp_ms, 0, None)
+        first = record.header_text(h.RETRY_FIRST_FAILURE)
+        return cls(
+            topic=record.header_text(h.RETRY_TOPIC) or record.topic,
+            partition=int(record.header_text(h.RETRY_PARTITION) or record.partition),
+            offset=int(record.header_text(h.RETRY_OFFSET) or record.offset),
+            timestamp_ms=int(record.header_text(h.RETRY_TIMESTAMP) or record.timestamp_ms),
+            attempts=int(attempts),
+            first_failure_ms=int(first) if first else None,
+        )
+
+
+def not_before_ms(record: Record) -> int:
+    """When a retry record is due (0 for anything else)."""
+    value = record.header_text(h.RETRY_NOT_BEFORE)
+    return int(value) if value else 0
+
+
+def publisher_headers(record: Record) -> Headers:
+    return [(k, v) for k, v in record.headers if not h.is_runtime(k)]
+
+
+def _text(pairs: list[tuple[str, object]]) -> Headers:
+    return [(k, str(v).encode()) for k, v in pairs]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def as_retry(
+    record: Record,
+    service: str,
+    origin: Origin,
+    attempts: int,
+    due_ms: int,
+    first_failure_ms: int | None,
+    extra: Headers | None = None,
+) -> Outgoing:
+    """The record on `<service>.retry`, due at `due_ms`, remembering where it came from."""
+    retry = [
+        (h.RETRY_ATTEMPTS, attempts),
+        (h.RETRY_NOT_BEFORE, due_ms),
+        (h.RETRY_TOPIC, origin.topic),
+        (h.RETRY_PARTITION, origin.partition),
+        (h.RETRY_OFFSET, origin.offset),
+        (h.RETRY_TIMESTAMP, origin.timestamp_ms),
+    ]
+    if first_failure_ms is not None:
+        retry.append((h.RETRY_FIRST_FAILURE, first_failure_ms))
+    headers = publisher_headers(record) + _text(retry) + (extra or [])
+    return Outgoing(retry_topic(service), record.key, record.value, headers)
+
+
+def route_failure(
+    record: Record,
+    error: BaseException,
+    *,
+    service: str,
+    stage: str,
+    policy: RetryPolicy,
+    now_ms: int,
+    trace_id: str | None,
+) -> Outgoing:
+    """The message that takes a failed record further: a retry while attempts remain for a
+    transient error, otherwise a dead letter."""
+    origin = Origin.of(record)
+    failures = origin.attempts + 1
+    first_failure = origin.first_failure_ms or now_ms
+    if isinstance(error, TransientError) and failures < policy.max_attempts:
+        due = now_ms + int(policy.delay_seconds(failures) * 1000)
+        return as_retry(record, service, origin, failures, due, first_failure)
+    error_class = "retries-exhausted" if isinstance(error, TransientError) else "permanent"
+    stack = "".join(traceback.format_exception(error))[-STACK_LIMIT:]
+    extra = _text(
+        [
+            (h.ERR_TOPIC, origin.topic),
+            (h.ERR_PARTITION, origin.partition),
+            (h.ERR_OFFSET, origin.offset),
+            (h.ERR_CONNECTOR, service),
+            (h.ERR_STAGE, stage),
+            (h.ERR_EXCEPTION_CLASS, f"{type(error).__module__}.{type(error).__qualname__}"),
+            (h.ERR_EXCEPTION_MESSAGE, str(error)),
+            (h.ERR_EXCEPTION_STACKTRACE, stack),
+            (h.ERR_TIMESTAMP, origin.timestamp_ms),
+            (h.ERR_CONSUMER_GROUP, service),
+            (h.ERR_CLASS, error_class),
+            (h.ERR_ATTEMPTS, failures),
+            (h.ERR_FIRST_FAILURE, _iso(first_failure)),
+            (h.ERR_LAST_FAILURE, _iso(now_ms)),
+            (h.ERR_TRACE_ID, trace_id or ""),
+        ]
+    )
+    return Outgoing(dlq_topic(service), record.key, record.value, publisher_headers(record) + extra)

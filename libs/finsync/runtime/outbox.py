@@ -1,0 +1,75 @@
+"""Outbox: messages written in the effect's transaction, published by the relay after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from finsync.runtime.messages import Outgoing
+
+CHANNEL = "finsync_outbox"  # NOTIFY channel; the payload is the service name
+
+
+def add(conn: psycopg.Connection, service: str, messages: Sequence[Outgoing]) -> None:
+    if not messages:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO finsync.outbox (service, topic, key, value, header_keys, header_values) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    service,
+                    m.topic,
+                    m.key,
+                    m.value,
+                    [k for k, _ in m.headers],
+                    [v for _, v in m.headers],
+                )
+                for m in messages
+            ],
+        )
+
+
+def notify(conn: psycopg.Connection, service: str) -> None:
+    """Wake the service's relay when the transaction commits (NOTIFY is transactional)."""
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, service))
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    message: Outgoing
+
+
+def pending(conn: psycopg.Connection, service: str, limit: int) -> list[Pending]:
+    rows = conn.execute(
+        "SELECT id, topic, key, value, header_keys, header_values FROM finsync.outbox "
+        "WHERE service = %s AND sent_at IS NULL ORDER BY id LIMIT %s",
+        (service, limit),
+    ).fetchall()
+    return [
+        Pending(r[0], Outgoing(r[1], r[2], r[3], list(zip(r[4], r[5], strict=True)))) for r in rows
+    ]
+
+
+def mark_sent(conn: psycopg.Connection, ids: list[int]) -> None:
+    conn.execute("UPDATE finsync.outbox SET sent_at = now() WHERE id = ANY(%s)", (ids,))
+
+
+def backlog(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT service, count(*) FROM finsync.outbox WHERE sent_at IS NULL GROUP BY service"
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def prune(conn: psycopg.Connection, service: str, keep_days: int = 1) -> int:
+    cur = conn.execute(
+        "DELETE FROM finsync.outbox WHERE service = %s AND sent_at IS NOT NULL "
+        "AND sent_at < now() - make_interval(days => %s)",
+        (service, keep_days),
+    )
+    return cur.rowcount

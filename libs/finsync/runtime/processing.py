@@ -1,0 +1,226 @@
+"""One batch of records, one database transaction: inbox, effects, outbox, failures.
+
+The batch first runs as a whole, in pipeline mode, with one unit of work whose writes go out
+in multi-row statements. If any record fails, that transaction is rolled back and the batch
+is redone with a savepoint per record, so the failing record rolls back alone and is routed
+to retry or dead letters in the same transaction. An Outage aborts the batch either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pydantic
+from opentelemetry import trace
+
+from finsync.contract.events import Event
+from finsync.errors import (
+    FinsyncError,
+    InvalidEvent,
+    Outage,
+    PermanentError,
+    TransientError,
+    UnexpectedError,
+)
+from finsync.runtime import headers, inbox, outbox, telemetry
+from finsync.runtime.failures import RetryPolicy, route_failure
+from finsync.runtime.messages import Outgoing, Record
+from finsync.runtime.serde import Serde
+from finsync.service import Service
+
+log = logging.getLogger("finsync.processing")
+
+# Lost races between transactions: worth another try.
+_TRANSIENT_DB = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.LockNotAvailable,
+)
+
+
+def classify(exc: Exception) -> FinsyncError:
+    if isinstance(exc, FinsyncError):
+        return exc
+    if isinstance(exc, pydantic.ValidationError):
+        return InvalidEvent(f"event does not match its type: {exc}")
+    if isinstance(exc, _TRANSIENT_DB):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        # The downstream system's own idempotency key: this document took effect before.
+        return PermanentError(f"already took effect: {exc.diag.message_detail or exc}")
+    wrapped = UnexpectedError(f"{type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+CHUNK = 100  # records whose writes are sent together, while the next ones are worked on
+
+Decoded = tuple[Record, Event | None, PermanentError | None]
+
+
+def _flush(uow: Any) -> None:
+    """Dependencies that buffer their writes send them now, before the transaction commits."""
+    flush = getattr(uow, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        service: Service[Any],
+        serde: Serde,
+        policy: RetryPolicy,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.service = service
+        self.serde = serde
+        self.policy = policy
+        self.clock_ms = clock_ms
+
+    def process(self, conn: psycopg.Connection, records: list[Record]) -> Counter[str]:
+        """Take effect for every record exactly once; returns counts by outcome.
+
+        Optimistic first: the whole batch in one transaction, no savepoints. If any record
+        fails, that transaction is rolled back and the batch is redone with a savepoint per
+        record, so the failing one is routed alone and the others still take effect.
+        """
+        decoded = [self._decode_or_error(r) for r in records]
+        try:
+            return self._apply(conn, decoded, isolate=False)
+        except (Outage, psycopg.OperationalError):
+            raise
+        except Exception as exc:
+            log.info("a record failed (%s); redoing the batch record by record", exc)
+            return self._apply(conn, decoded, isolate=True)
+
+    def _decode_or_error(self, record: Record) -> Decoded:
+        try:
+            return record, self._decode(record), None
+        except PermanentError as exc:
+            return record, None, exc
+
+    def _apply(
+        self, conn: psycopg.Connection, decoded: list[Decoded], isolate: bool
+    ) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        out: list[Outgoing] = []  # what the batch publishes, written to the outbox at once
+        # Pipeline mode sends statements without waiting for each one, so the database works
+        # while Python goes on; it waits only where a result is read or a savepoint ends.
+        with conn.pipeline(), conn.transaction():
+            uow = None if isolate else self.service.bind(conn)  # one for the whole batch
+            fresh = inbox.claim(conn, self.service.name, [e for _, e, _ in decoded if e])
+            for record, event, error in decoded:
+                if event is None:
+                    assert error is not None
+                    counts[self._fail(record, None, error, "VALUE_CONVERTER", out)] += 1
+                elif event.event_id not in fresh:
+                    counts["duplicate"] += 1
+                else:
+                    fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
+                    counts[self._handle(conn, record, event, uow, out)] += 1
+                if len(out) >= CHUNK:  # keep the database busy while Python goes on
+                    _flush(uow)
+                    outbox.add(conn, self.service.name, out)
+                    out = []
+            _flush(uow)
+            outbox.add(conn, self.service.name, out)
+            outbox.notify(conn, self.service.name)
+        return counts
+
+    def _decode(self, record: Record) -> Event:
+        topic = record.topic
+        if topic not in self.service.handlers:  # a retry: decode as the topic it came from
+            topic = record.header_text(headers.RETRY_TOPIC) or topic
+        try:
+            return self.serde.decode(topic, record.value)
+        except pydantic.ValidationError as exc:
+            raise InvalidEvent(f"event does not match its type: {exc}") from exc
+        except KeyError as exc:
+            raise PermanentError(f"no handler or schema for topic {topic!r}") from exc
+
+    def _handle(
+        self,
+        conn: psycopg.Connection,
+        record: Record,
+        event: Event,
+        uow: Any,
+        out: list[Outgoing],
+    ) -> str:
+        """Apply one record: inside the batch's unit of work, or — when `uow` is None, after a
+        failure in the batch — in a savepoint with a unit of work of its own."""
+        parent = telemetry.extract(record.headers)
+        attributes = {
+            "messaging.destination.name": record.topic,
+            "finsync.event_id": str(event.event_id),
+        }
+        with telemetry.tracer.start_as_current_span(
+            f"{event.TOPIC} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        ):
+            if uow is not None:
+                out += self._take_effect(event, uow)
+                return "processed"
+            try:
+                with conn.transaction():  # a savepoint: a failure rolls back this record only
+                    own = self.service.bind(conn)
+                    published = self._take_effect(event, own)
+                    _flush(own)
+                out += published
+                return "processed"
+            except (Outage, psycopg.OperationalError):
+                raise
+            except Exception as exc:
+                inbox.release(conn, self.service.name, event.event_id)
+                return self._fail(record, event, classify(exc), "TASK_PUT", out)
+
+    def _take_effect(self, event: Event, uow: Any) -> list[Outgoing]:
+        published = self.service.handlers[event.TOPIC](event, uow)
+        trace_headers = telemetry.inject()
+        return [self.serde.outgoing(e, trace_headers) for e in published]
+
+    def _fail(
+        self,
+        record: Record,
+        event: Event | None,
+        error: FinsyncError,
+        stage: str,
+        out: list[Outgoing],
+    ) -> str:
+        message = route_failure(
+            record,
+            error,
+            service=self.service.name,
+            stage=stage,
+            policy=self.policy,
+            now_ms=self.clock_ms(),
+            trace_id=telemetry.current_trace_id(),
+        )
+        out.append(message)
+        outcome = "retried" if message.topic.endswith(".retry") else "dead-lettered"
+        log.log(
+            logging.INFO if outcome == "retried" else logging.WARNING,
+            "%s %s: %s",
+            outcome,
+            record.topic,
+            error,
+            extra={
+                "event_id": str(event.event_id) if event else None,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_class": type(error).__name__,
+            },
+        )
+        return outcome

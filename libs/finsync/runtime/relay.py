@@ -1,0 +1,105 @@
+"""The outbox relay: publishes what services committed, in commit order, then marks it sent.
+
+Woken by NOTIFY on commit rather than a slow poll. An idempotent producer keeps per-key
+order; a crash after producing and before marking sent re-publishes, and consumers dedupe
+by event_id. One relay per service is active at a time (an advisory lock), so order holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+
+from finsync.errors import Outage
+from finsync.runtime import clients, db, faults, inbox, outbox, telemetry
+from finsync.settings import Settings
+
+log = logging.getLogger("finsync.relay")
+
+BATCH = 2000
+PRUNE_EVERY_SECONDS = 600
+
+
+class Relay:
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.producer = clients.producer(settings, f"{service}-relay")
+        self.sent = 0
+        self._wait = 1.0  # seconds before reconnecting after an outage
+        self.meters = telemetry.Meters()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._run_connected(stop)
+            except (Outage, psycopg.OperationalError) as exc:
+                log.error("relay for %s: %s; retrying in %.0fs", self.service, exc, self._wait)
+                stop.wait(self._wait)
+                self._wait = min(self._wait * 2, 30.0)
+        self.producer.flush(10)
+        log.info("relay stopped", extra={"sent": self.sent})
+
+    def _run_connected(self, stop: threading.Event) -> None:
+        with db.connect(self.settings, autocommit=True) as conn:
+            conn.execute(f"LISTEN {outbox.CHANNEL}")
+            self._wait = 1.0  # connected: the next outage starts its backoff afresh
+            while not self._lock(conn):
+                if stop.is_set():
+                    return  # never active, so nothing of ours to drain
+                log.info("another relay for %s is active; standing by", self.service)
+                stop.wait(5)
+            next_prune = 0.0
+            while not stop.is_set():
+                sent = self.publish_pending(conn)
+                if time.monotonic() >= next_prune:
+                    self._prune(conn)
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                if sent < BATCH:
+                    # Sleep until a commit notifies us; the timeout is only a safety net.
+                    for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        pass
+            while self.publish_pending(conn) == BATCH:  # drain what was committed before stop
+                pass
+
+    def drain(self) -> int:
+        """Publish everything committed so far and return: for jobs that publish (the billing
+        system's invoice run), not for services. Waits for another active relay to finish."""
+        with db.connect(self.settings, autocommit=True) as conn:
+            while not self._lock(conn):
+                time.sleep(0.5)
+            while self.publish_pending(conn) == BATCH:
+                pass
+            self._prune(conn)
+        self.producer.flush(10)
+        return self.sent
+
+    def _lock(self, conn: psycopg.Connection) -> bool:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtext('finsync.relay'), hashtext(%s))", (self.service,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def publish_pending(self, conn: psycopg.Connection) -> int:
+        batch = outbox.pending(conn, self.service, BATCH)
+        if not batch:
+            return 0
+        try:
+            clients.send(self.producer, [item.message for item in batch])
+        except clients.DeliveryError as exc:
+            # Nothing is marked sent: the whole batch is produced again, consumers dedupe.
+            raise Outage(str(exc)) from exc
+        faults.pause_at(faults.BEFORE_MARK_SENT)
+        outbox.mark_sent(conn, [item.id for item in batch])
+        self.sent += len(batch)
+        self.meters.published.add(len(batch), {"service": self.service})
+        return len(batch)
+
+    def _prune(self, conn: psycopg.Connection) -> None:
+        pruned = outbox.prune(conn, self.service)
+        expired = inbox.prune(conn, self.service, self.settings.inbox_retention_days)
+        if pruned or expired:
+            log.info("pruned %d sent outbox rows and %d inbox rows", pruned, expired)

@@ -1,0 +1,118 @@
+"""Avro in the Confluent wire format, through confluent-kafka's serializer and registry client.
+
+Failures are classified here, once: bytes we cannot read are the event's fault (permanent),
+a registry we cannot reach is ours (an outage).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from finsync.contract.events import EVENT_TYPES, Event
+from finsync.errors import Outage, UndecodableEvent, UnknownSchema
+from finsync.runtime.messages import Headers, Outgoing
+from finsync.settings import Settings
+
+try:  # the HTTP client confluent-kafka's registry client uses: httpx2, or httpx on older installs
+    import httpx2 as _http
+except ImportError:  # pragma: no cover
+    import httpx as _http  # type: ignore[no-redef]
+
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def subject(topic: str) -> str:
+    """TopicNameStrategy."""
+    return f"{topic}-value"
+
+
+@cache
+def schema_text(topic: str) -> str:
+    path = SCHEMA_DIR / f"{topic}.avsc"
+    if not path.exists():
+        raise KeyError(f"no schema for topic {topic!r}: expected {path}")
+    return json.dumps(json.loads(path.read_text()))
+
+
+def registry_client(settings: Settings) -> SchemaRegistryClient:
+    return SchemaRegistryClient(settings.registry_config())
+
+
+def _outage(exc: Exception) -> bool:
+    if isinstance(exc, SchemaRegistryError):
+        return exc.http_status_code >= 500 or exc.http_status_code < 0
+    return isinstance(exc, _http.TransportError | ConnectionError | TimeoutError)
+
+
+class Serde:
+    """Encodes events of finsync's topics and decodes them back into typed events."""
+
+    def __init__(self, client: SchemaRegistryClient) -> None:
+        self._client = client
+        self._serializers: dict[str, AvroSerializer] = {}
+        self._deserializers: dict[str, AvroDeserializer] = {}
+
+    def encode(self, event: Event) -> bytes:
+        return self.encode_record(event.TOPIC, event.model_dump())
+
+    def outgoing(self, event: Event, headers: Headers | None = None) -> Outgoing:
+        """The event as a message for its topic, keyed by its business id."""
+        return Outgoing(event.TOPIC, event.key.encode(), self.encode(event), headers or [])
+
+    def encode_record(self, topic: str, record: dict[str, Any]) -> bytes:
+        serializer = self._serializers.get(topic)
+        if serializer is None:
+            # Schemas are registered by provisioning (`finsync schemas register`), not on the fly:
+            # a service must never widen the contract by itself.
+            serializer = AvroSerializer(
+                self._client, schema_text(topic), conf={"auto.register.schemas": False}
+            )
+            self._serializers[topic] = serializer
+        try:
+            data = serializer(record, SerializationContext(topic, MessageField.VALUE))
+        except Exception as exc:
+            if _outage(exc):
+                raise Outage(f"schema registry unavailable: {exc}") from exc
+            raise
+        assert data is not None
+        return data
+
+    def decode_record(self, topic: str, data: bytes | None) -> dict[str, Any]:
+        if not data:
+            raise UndecodableEvent("empty message value (no Avro record)")
+        deserializer = self._deserializers.get(topic)
+        if deserializer is None:
+            # Our .avsc is the reader schema, so older writer versions resolve into today's shape.
+            deserializer = AvroDeserializer(self._client, schema_text(topic))
+            self._deserializers[topic] = deserializer
+        try:
+            record = deserializer(data, SerializationContext(topic, MessageField.VALUE))
+        except SchemaRegistryError as exc:
+            if _outage(exc):
+                raise Outage(f"schema registry unavailable: {exc}") from exc
+            schema_id = int.from_bytes(data[1:5], "big") if len(data) >= 5 else None
+            raise UnknownSchema(
+                f"schema id {schema_id} is not known to the schema registry ({exc.error_message})"
+            ) from exc
+        except Exception as exc:
+            if _outage(exc):
+                raise Outage(f"schema registry unavailable: {exc}") from exc
+            raise UndecodableEvent(
+                f"not a Confluent-framed Avro record of {subject(topic)}: {exc}"
+            ) from exc
+        if not isinstance(record, dict):
+            raise UndecodableEvent(f"expected an Avro record, got {type(record).__name__}")
+        return record
+
+    def decode(self, topic: str, data: bytes | None) -> Event:
+        """Decode and validate into the topic's typed event."""
+        record = self.decode_record(topic, data)
+        return EVENT_TYPES[topic].model_validate(record)
