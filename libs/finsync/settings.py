@@ -6,11 +6,15 @@ which is where `finsync stack up` starts the embedded stack.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+KAFKA_LOG = logging.getLogger("finsync.kafka")
 
 
 def _project_root() -> Path:
@@ -94,11 +98,14 @@ class Settings:
             log_level=get("LOG_LEVEL", "INFO"),
         )
 
-    def kafka_config(self) -> dict[str, str]:
-        """librdkafka settings shared by every client: endpoint and security."""
-        config = {
+    def kafka_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by every client: endpoint, security, and where its log
+        lines go: through Python logging like every other line (JSON in a service, a file in
+        the demo), never raw on a terminal."""
+        config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol,
+            "logger": KAFKA_LOG,
         }
         if self.kafka_sasl_mechanism:
             config["sasl.mechanism"] = self.kafka_sasl_mechanism

@@ -19,9 +19,9 @@ from finsync.reference import reports
 from finsync.reference.billing import jobs as billing_jobs
 from finsync.runtime import clients, db, dlq
 from finsync.runtime.serde import Serde
-from finsync.scenario import simulation
+from finsync.scenario import crm, stages
+from finsync.scenario.outcome import Outcome, dead_keys, dead_letters
 from finsync.scenario.processes import ServiceProcess
-from finsync.scenario.simulation import Outcome
 from finsync.settings import Settings
 from tests.support import eventually, publish
 
@@ -48,8 +48,8 @@ def services(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def run(settings: Settings, services: None) -> Outcome:
-    scenario = simulation.build(seed=11, tag=None, as_of=date.today(), accounts=80)
-    outcome = simulation.play(settings, scenario, print, timeout=240)
+    scenario = crm.build(seed=11, tag=None, as_of=date.today(), accounts=80)
+    outcome = stages.play(settings, scenario, print, timeout=240)
     assert outcome.complete, f"the scenario did not complete: {outcome.waiting_for}"
     return outcome
 
@@ -97,7 +97,7 @@ def test_every_event_takes_effect_once_or_is_an_expected_dead_letter(
     assert postings == dict.fromkeys(keys, 1)  # each invoice and credit memo once
     assert applied == s.expected.payments  # each valid payment once, no invalid one
     for service in SERVICES:
-        got = simulation.dead_keys(settings, s, service, run.started_ms)
+        got = dead_keys(settings, s, service, run.started_ms)
         assert got == s.expected.dead.get(service, {}), service
 
 
@@ -179,7 +179,7 @@ def test_one_trace_follows_a_deal_from_subscription_to_invoice_posting(
 
 
 def _letters(settings: Settings, service: str, run: Outcome) -> list[dlq.DeadLetter]:
-    return simulation.dead_letters(settings, run.scenario, run.started_ms, [service])
+    return dead_letters(settings, run.scenario, run.started_ms, [service])
 
 
 def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_right(

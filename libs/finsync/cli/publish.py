@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import pydantic
 
+from finsync.cli.console import console
 from finsync.contract.events import EVENT_TYPES, Event
 from finsync.runtime import clients
 from finsync.runtime.serde import Serde, registry_client
@@ -47,3 +49,16 @@ def publish(settings: Settings, topic: str, path: Path) -> int:
         return clients.send(producer, [serde.outgoing(e) for e in events], timeout=30)
     except clients.DeliveryError as exc:
         raise SystemExit(str(exc)) from exc
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    n = publish(settings, args.topic, Path(args.file))
+    console.print(f"published {n} event(s) to {args.topic}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("publish", help="validate a JSON event (or array) and publish it as Avro")
+    s.add_argument("topic")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_publish)

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -50,12 +51,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def json_logs(level: str = "INFO", file: Path | None = None) -> None:
+    """Every log line as JSON, librdkafka's and the libraries' too: to `file`, or to stderr."""
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(file)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in ("httpx", "httpx2"):  # one INFO line per registry request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def setup(service: str, level: str = "INFO") -> None:
+    json_logs(level)
     resource = Resource.create({"service.name": service})
     provider = TracerProvider(resource=resource)
     readers = []

@@ -17,8 +17,8 @@ from datetime import date
 from rich.console import Console
 
 from finsync.contract.topics import SERVICES
-from finsync.runtime import db
-from finsync.scenario import simulation, summary
+from finsync.runtime import db, telemetry
+from finsync.scenario import crm, stages, summary
 from finsync.scenario.processes import ServiceProcess
 from finsync.settings import Settings
 
@@ -37,8 +37,9 @@ def main() -> int:
     settings = Settings.from_env()
     seed = int(os.environ.get("FINSYNC_DEMO_SEED", "7"))
     accounts = int(os.environ.get("FINSYNC_DEMO_ACCOUNTS", "200"))
-    db.migrate(settings)
     logs = settings.home / "run" / "demo"
+    telemetry.json_logs(settings.log_level, logs / "demo.log")  # the terminal is for finance
+    db.migrate(settings)
     env = {k: os.environ.get(k, default) for k, default in DEMO_ENV.items()}  # yours win
     services = [ServiceProcess(name, logs, env) for name in SERVICES]
     console.rule(f"[bold]finsync demo[/bold] — order to cash, seed {seed}")
@@ -48,8 +49,8 @@ def main() -> int:
         for service in services:
             service.wait_log("started", 90)
         console.print(f"[dim]·[/dim] started {', '.join(SERVICES)}; their logs are in {logs}")
-        scenario = simulation.build(seed, None, date.today(), accounts)
-        outcome = simulation.play(settings, scenario, say)
+        scenario = crm.build(seed, None, date.today(), accounts)
+        outcome = stages.play(settings, scenario, say)
         ok = summary.print_summary(console, settings, outcome)
     finally:
         for service in services:

@@ -1,5 +1,5 @@
 """Random but valid billing documents — invoices and credit memos — straight from billing, for the
-benchmark and the invoice-poster tests. (`simulation` plays the whole order-to-cash flow.)
+benchmark and the invoice-poster tests. (`stages` plays the whole order-to-cash flow.)
 """
 
 from __future__ import annotations

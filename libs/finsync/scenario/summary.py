@@ -23,7 +23,7 @@ from finsync.domain.accounting import fmt
 from finsync.reference import reports
 from finsync.runtime import clients, db
 from finsync.runtime.serde import Serde, registry_client
-from finsync.scenario.simulation import Outcome, dead_letters
+from finsync.scenario.outcome import Outcome, dead_letters
 from finsync.settings import Settings
 
 TOP_CUSTOMERS = 5  # per legal entity

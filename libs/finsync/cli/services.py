@@ -1,0 +1,37 @@
+"""`finsync run` and `outbox`: a service in the foreground, and what the outboxes have not sent."""
+
+from __future__ import annotations
+
+import argparse
+
+from finsync.cli.console import console
+from finsync.contract.topics import SERVICES
+from finsync.runtime import db, outbox
+from finsync.settings import Settings
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync.runtime import runner
+
+    runner.run(args.service, settings)
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync.reference.billing.jobs import PUBLISHER
+
+    with db.connect(settings) as conn:
+        backlog = outbox.backlog(conn)
+    for service in (*SERVICES, PUBLISHER):
+        console.print(f"{service:<24} {backlog.get(service, 0)} unsent")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("run", help="run a service (consumer + outbox relay) until SIGTERM")
+    s.add_argument("service", choices=SERVICES)
+    s.set_defaults(func=cmd_run)
+
+    sub.add_parser("outbox", help="unsent outbox messages per service").set_defaults(
+        func=cmd_outbox
+    )
