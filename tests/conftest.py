@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+import uuid
+
 import pytest
 
 from finsync.runtime.serde import Serde, registry_client
@@ -19,3 +22,9 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def serde(settings: Settings) -> Serde:
     return Serde(registry_client(settings))
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    """Random test documents, different on every run."""
+    return random.Random(uuid.uuid4().int)

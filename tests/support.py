@@ -19,6 +19,9 @@ from finsync.settings import Settings
 
 T = TypeVar("T")
 
+# Retries that end in a dead letter within seconds, for tests that wait for one.
+FAST_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "0.3", "FINSYNC_MAX_ATTEMPTS": "3"}
+
 
 def eventually(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
@@ -98,3 +101,14 @@ def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> No
 def unsent(settings: Settings, service: str) -> int:
     with db.connect(settings) as conn:
         return outbox.backlog(conn).get(service, 0)
+
+
+def journals(settings: Settings, idempotency_key: str) -> int:
+    """Journal entries the reference ERP holds under one key, e.g. `invoice:<id>`."""
+    with db.connect(settings) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM erp.journal_entries WHERE idempotency_key = %s",
+            (idempotency_key,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

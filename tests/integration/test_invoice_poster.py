@@ -18,16 +18,17 @@ from finsync.runtime import headers as h
 from finsync.runtime.serde import Serde
 from finsync.scenario import documents
 from finsync.settings import Settings
-from tests.support import ServiceProcess, TopicTail, eventually, publish, publish_raw
+from tests.support import (
+    FAST_RETRIES,
+    ServiceProcess,
+    TopicTail,
+    eventually,
+    journals,
+    publish,
+    publish_raw,
+)
 
 pytestmark = pytest.mark.integration
-
-FAST_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "0.3", "FINSYNC_MAX_ATTEMPTS": "3"}
-
-
-@pytest.fixture
-def rng() -> random.Random:
-    return random.Random(uuid.uuid4().int)
 
 
 @pytest.fixture
@@ -36,15 +37,6 @@ def poster(tmp_path: Path) -> Iterator[ServiceProcess]:
     yield service
     if service.proc and service.proc.poll() is None:
         assert service.stop() == 0
-
-
-def journals(settings: Settings, key: str) -> int:
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM erp.journal_entries WHERE idempotency_key = %s", (key,)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def open_amount(settings: Settings, invoice_id: str) -> object:

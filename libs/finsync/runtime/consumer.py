@@ -18,7 +18,6 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from finsync.contract.topics import retry_topic
-from finsync.errors import Outage
 from finsync.runtime import clients, db, faults, telemetry
 from finsync.runtime.failures import not_before_ms
 from finsync.runtime.messages import Record
@@ -61,7 +60,9 @@ class ConsumerLoop:
                 try:
                     self._process(records)
                     outage_wait = 1.0
-                except (Outage, psycopg.OperationalError) as exc:
+                except Exception as exc:
+                    if not db.is_outage(exc):
+                        raise
                     log.error("%s; the batch will be retried in %.0fs", exc, outage_wait)
                     self._close_db()
                     self._rewind(records)

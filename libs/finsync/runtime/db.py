@@ -35,6 +35,23 @@ def _replaces(path: Path) -> set[str]:
     return {n.strip() for n in names.split(",")} if names != first else set()
 
 
+# SQLSTATE classes that mean the database, not the record, is in trouble: connection
+# exceptions, insufficient resources, operator intervention (shutdown, crash), system errors.
+# Others an OperationalError can carry — a program limit such as an index row too large, a
+# statement or lock timeout — are caused by one record and must not hold up the rest.
+_OUTAGE_CLASSES = ("08", "53", "57P", "58", "XX")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True if `exc` means the database is unavailable, so the batch must wait and retry."""
+    if isinstance(exc, Outage):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(_OUTAGE_CLASSES)
+
+
 def connect(settings: Settings, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(settings.database_url, autocommit=autocommit, connect_timeout=5)

@@ -29,13 +29,6 @@ def claim(conn: psycopg.Connection, service: str, events: list[Event]) -> set[uu
     return {r[0] for r in rows}
 
 
-def release(conn: psycopg.Connection, service: str, event_id: uuid.UUID) -> None:
-    """Forget an event whose effect did not happen, so a retry or replay takes effect."""
-    conn.execute(
-        "DELETE FROM finsync.inbox WHERE service = %s AND event_id = %s", (service, event_id)
-    )
-
-
 def prune(conn: psycopg.Connection, service: str, retention_days: int) -> int:
     cur = conn.execute(
         "DELETE FROM finsync.inbox WHERE service = %s "

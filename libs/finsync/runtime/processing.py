@@ -22,12 +22,11 @@ from finsync.contract.events import Event
 from finsync.errors import (
     FinsyncError,
     InvalidEvent,
-    Outage,
     PermanentError,
     TransientError,
     UnexpectedError,
 )
-from finsync.runtime import headers, inbox, outbox, telemetry
+from finsync.runtime import db, headers, inbox, outbox, telemetry
 from finsync.runtime.failures import RetryPolicy, route_failure
 from finsync.runtime.messages import Outgoing, Record
 from finsync.runtime.serde import Serde
@@ -40,6 +39,7 @@ _TRANSIENT_DB = (
     psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected,
     psycopg.errors.LockNotAvailable,
+    psycopg.errors.QueryCanceled,  # a statement or lock timeout
 )
 
 
@@ -97,9 +97,9 @@ class BatchProcessor:
         decoded = [self._decode_or_error(r) for r in records]
         try:
             return self._apply(conn, decoded, isolate=False)
-        except (Outage, psycopg.OperationalError):
-            raise
         except Exception as exc:
+            if db.is_outage(exc):
+                raise
             log.info("a record failed (%s); redoing the batch record by record", exc)
             return self._apply(conn, decoded, isolate=True)
 
@@ -117,13 +117,18 @@ class BatchProcessor:
         # Pipeline mode sends statements without waiting for each one, so the database works
         # while Python goes on; it waits only where a result is read or a savepoint ends.
         with conn.pipeline(), conn.transaction():
-            uow = None if isolate else self.service.bind(conn)  # one for the whole batch
-            fresh = inbox.claim(conn, self.service.name, [e for _, e, _ in decoded if e])
+            # Optimistic: one unit of work and one inbox claim for the whole batch. Isolated:
+            # each record claims and takes effect in a savepoint of its own, so a failing one
+            # rolls back alone, claim included, and a later record of the same document (a
+            # corrected re-send) can still take effect.
+            uow = None if isolate else self.service.bind(conn)
+            events = [e for _, e, _ in decoded if e]
+            fresh = set() if isolate else inbox.claim(conn, self.service.name, events)
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None
                     counts[self._fail(record, None, error, "VALUE_CONVERTER", out)] += 1
-                elif event.event_id not in fresh:
+                elif not isolate and event.event_id not in fresh:
                     counts["duplicate"] += 1
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
@@ -174,15 +179,16 @@ class BatchProcessor:
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
+                    if not inbox.claim(conn, self.service.name, [event]):
+                        return "duplicate"
                     own = self.service.bind(conn)
                     published = self._take_effect(event, own)
                     _flush(own)
                 out += published
                 return "processed"
-            except (Outage, psycopg.OperationalError):
-                raise
             except Exception as exc:
-                inbox.release(conn, self.service.name, event.event_id)
+                if db.is_outage(exc):
+                    raise
                 return self._fail(record, event, classify(exc), "TASK_PUT", out)
 
     def _take_effect(self, event: Event, uow: Any) -> list[Outgoing]:

@@ -16,8 +16,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from finsync.contract import limits
 from finsync.contract.events import EVENT_TYPES, Event
-from finsync.errors import Outage, UndecodableEvent, UnknownSchema
+from finsync.errors import InvalidEvent, Outage, UndecodableEvent, UnknownSchema
 from finsync.runtime.messages import Headers, Outgoing
 from finsync.settings import Settings
 
@@ -113,6 +114,11 @@ class Serde:
         return record
 
     def decode(self, topic: str, data: bytes | None) -> Event:
-        """Decode and validate into the topic's typed event."""
+        """Decode and validate into the topic's typed event, within the contract's limits."""
         record = self.decode_record(topic, data)
-        return EVENT_TYPES[topic].model_validate(record)
+        event = EVENT_TYPES[topic].model_validate(record)
+        problems = limits.violations(event)
+        if problems:
+            more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise InvalidEvent(f"over the input limits: {'; '.join(problems[:5])}{more}")
+        return event
