@@ -47,10 +47,20 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient(settings.registry_config())
 
 
+SCHEMA_NOT_FOUND = 40403  # the Confluent API's error code for an unknown schema id
+
+
 def _outage(exc: Exception) -> bool:
+    """Our side cannot reach or use the registry: down, refusing our credentials (401, 403),
+    throttling us (429), or not where we were told it is (a 404 that is not 'schema not
+    found'). The batch waits for that to be fixed; the event is not at fault."""
     if isinstance(exc, SchemaRegistryError):
-        return exc.http_status_code >= 500 or exc.http_status_code < 0
+        return not _unknown_schema(exc)
     return isinstance(exc, _http.TransportError | ConnectionError | TimeoutError)
+
+
+def _unknown_schema(exc: SchemaRegistryError) -> bool:
+    return exc.http_status_code == 404 and exc.error_code == SCHEMA_NOT_FOUND
 
 
 class Serde:
@@ -79,6 +89,9 @@ class Serde:
             self._serializers[topic] = serializer
         try:
             data = serializer(record, SerializationContext(topic, MessageField.VALUE))
+        except SchemaRegistryError as exc:
+            # Our own schema missing from the registry is configuration, never the event's fault.
+            raise Outage(f"schema registry unusable for {subject(topic)}: {exc}") from exc
         except Exception as exc:
             if _outage(exc):
                 raise Outage(f"schema registry unavailable: {exc}") from exc
@@ -98,7 +111,7 @@ class Serde:
             record = deserializer(data, SerializationContext(topic, MessageField.VALUE))
         except SchemaRegistryError as exc:
             if _outage(exc):
-                raise Outage(f"schema registry unavailable: {exc}") from exc
+                raise Outage(f"schema registry unusable: {exc}") from exc
             schema_id = int.from_bytes(data[1:5], "big") if len(data) >= 5 else None
             raise UnknownSchema(
                 f"schema id {schema_id} is not known to the schema registry ({exc.error_message})"
