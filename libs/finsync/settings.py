@@ -55,6 +55,12 @@ class Settings:
     retry_base_seconds: float
     retry_max_seconds: float
     inbox_retention_days: int
+    retry_budget_seconds: float  # how long a missing dependency is retried before a dead letter
+    dlq_retention_days: int  # -1: dead letters are kept until someone deletes them
+    db_statement_timeout_seconds: float
+    db_lock_timeout_seconds: float
+    db_idle_in_transaction_timeout_seconds: float
+    db_keepalive_seconds: int  # TCP keepalive idle time, both ends of every connection
     payment_tolerance: Decimal
     log_level: str
 
@@ -92,6 +98,14 @@ class Settings:
             retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
             retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
             inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),
+            retry_budget_seconds=float(get("RETRY_BUDGET_SECONDS", str(24 * 3600))),
+            dlq_retention_days=int(get("DLQ_RETENTION_DAYS", "-1")),
+            db_statement_timeout_seconds=float(get("DB_STATEMENT_TIMEOUT_SECONDS", "60")),
+            db_lock_timeout_seconds=float(get("DB_LOCK_TIMEOUT_SECONDS", "10")),
+            db_idle_in_transaction_timeout_seconds=float(
+                get("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", "60")
+            ),
+            db_keepalive_seconds=int(get("DB_KEEPALIVE_SECONDS", "30")),
             payment_tolerance=_amount(
                 "FINSYNC_PAYMENT_TOLERANCE", get("PAYMENT_TOLERANCE", "0.05")
             ),

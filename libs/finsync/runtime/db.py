@@ -52,9 +52,38 @@ def is_outage(exc: BaseException) -> bool:
     return state is None or state.startswith(_OUTAGE_CLASSES)
 
 
+def session_options(settings: Settings) -> str:
+    """Limits every finsync session runs under, so no statement, lock wait or forgotten
+    transaction can hold a partition, and a vanished peer is noticed by both ends: the server
+    ends the session of a client that is gone (releasing its locks, the relay's advisory lock
+    included), the client drops a server that stopped answering."""
+    idle = settings.db_keepalive_seconds
+    limits = {
+        "statement_timeout": f"{settings.db_statement_timeout_seconds * 1000:.0f}",
+        "lock_timeout": f"{settings.db_lock_timeout_seconds * 1000:.0f}",
+        "idle_in_transaction_session_timeout": (
+            f"{settings.db_idle_in_transaction_timeout_seconds * 1000:.0f}"
+        ),
+        "tcp_keepalives_idle": str(idle),
+        "tcp_keepalives_interval": str(max(idle // 3, 1)),
+        "tcp_keepalives_count": "3",
+    }
+    return " ".join(f"-c {name}={value}" for name, value in limits.items())
+
+
 def connect(settings: Settings, autocommit: bool = False) -> psycopg.Connection:
+    idle = settings.db_keepalive_seconds
     try:
-        return psycopg.connect(settings.database_url, autocommit=autocommit, connect_timeout=5)
+        return psycopg.connect(
+            settings.database_url,
+            autocommit=autocommit,
+            connect_timeout=5,
+            options=session_options(settings),
+            keepalives=1,
+            keepalives_idle=idle,
+            keepalives_interval=max(idle // 3, 1),
+            keepalives_count=3,
+        )
     except psycopg.OperationalError as exc:
         raise Outage(f"database unavailable: {exc}".strip()) from exc
 

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from finsync.contract.topics import SERVICES
+from finsync.errors import Outage
 from finsync.runtime import db, telemetry
 from finsync.runtime.consumer import ConsumerLoop
 from finsync.runtime.failures import RetryPolicy
@@ -49,10 +50,11 @@ def run(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     service = load(name)
     telemetry.setup(service.name, settings.log_level)
-    db.migrate(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if not _wait_for_database(settings, stop):
+        return
 
     # The relay is a process of its own, so it publishes on the other core instead of taking
     # turns with the consumer for the interpreter lock.
@@ -70,6 +72,21 @@ def run(name: str, settings: Settings | None = None) -> None:
             os.kill(relay.pid, signal.SIGTERM)
         relay.join(timeout=60)
     log.info("%s stopped", service.name)
+
+
+def _wait_for_database(settings: Settings, stop: threading.Event) -> bool:
+    """Migrate, waiting as long as PostgreSQL is down, as the consumer does when it goes away
+    later: a service started during an outage starts when the outage ends. False if stopped."""
+    wait = 1.0
+    while not stop.is_set():
+        try:
+            db.migrate(settings)
+            return True
+        except Outage as exc:
+            log.error("%s; waiting %.0fs for the database before starting", exc, wait)
+            stop.wait(wait)
+            wait = min(wait * 2, 30.0)
+    return False
 
 
 def _relay_main(name: str, settings: Settings, parent: int) -> None:
