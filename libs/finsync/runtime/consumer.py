@@ -45,7 +45,7 @@ class ConsumerLoop:
 
     def run(self, stop: threading.Event) -> None:
         topics = [*self.processor.service.handlers, retry_topic(self.name)]
-        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("consuming %s as group %s", ", ".join(topics), self.name)
         outage_wait = 1.0
         try:
@@ -175,6 +175,12 @@ class ConsumerLoop:
             first.setdefault((r.topic, r.partition), r.offset)
         for (t, p), o in first.items():
             self.consumer.seek(TopicPartition(t, p, o))
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # librdkafka keeps a partition's pause flag when the partition is assigned again, but
+        # our note of why it was paused went with the revoke: start every assigned partition
+        # flowing; a record that is still not due pauses it again.
+        consumer.resume(partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
