@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from finsync.contract.events import Event
 from finsync.runtime import clients, db, outbox
@@ -51,15 +51,26 @@ class TopicTail:
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
         self.consumer: Consumer = clients.consumer(settings, f"test-tail-{uuid.uuid4()}")
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.positions = [
-            TopicPartition(
-                topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p))[1]
-            )
-            for p in partitions
-        ]
+        # A topic created a moment ago may not have its leaders known yet.
+        self.positions = eventually(lambda: self._ends(topic), 15, f"the end of {topic}")
         self.consumer.assign(self.positions)
         self.records: list[Record] = []
+
+    def _ends(self, topic: str) -> list[TopicPartition] | None:
+        metadata = self.consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None or not metadata.partitions:
+            return None
+        try:
+            return [
+                TopicPartition(
+                    topic,
+                    p,
+                    self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1],
+                )
+                for p in metadata.partitions
+            ]
+        except KafkaException:
+            return None
 
     def poll(self, seconds: float = 1.0) -> list[Record]:
         deadline = time.monotonic() + seconds

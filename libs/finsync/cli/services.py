@@ -21,9 +21,11 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     from finsync.reference.billing.jobs import PUBLISHER
 
     with db.connect(settings) as conn:
-        backlog = outbox.backlog(conn)
+        backlog, failed = outbox.backlog(conn), outbox.failed(conn)
     for service in (*SERVICES, PUBLISHER):
-        console.print(f"{service:<24} {backlog.get(service, 0)} unsent")
+        refused = failed.get(service, 0)
+        note = f", [red]{refused} refused by Kafka[/red] (finsync.outbox.error)" if refused else ""
+        console.print(f"{service:<24} {backlog.get(service, 0)} unsent{note}")
     return 0
 
 
@@ -32,6 +34,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("service", choices=SERVICES)
     s.set_defaults(func=cmd_run)
 
-    sub.add_parser("outbox", help="unsent outbox messages per service").set_defaults(
+    sub.add_parser("outbox", help="unsent, and refused, outbox messages per service").set_defaults(
         func=cmd_outbox
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from finsync.runtime.messages import Outgoing, Record
@@ -112,28 +112,57 @@ class DeliveryError(RuntimeError):
     """Kafka did not accept every message handed to send()."""
 
 
-def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
-    """Produce the messages and wait until Kafka has accepted every one; returns how many."""
-    errors: list[KafkaError] = []
+# Answers that say the message itself can never be accepted, however often it is sent.
+REJECTED = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError._INVALID_ARG,
+    }
+)
 
-    def delivered(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            errors.append(err)
 
-    count = 0
-    for m in messages:
+def deliver(
+    producer: Producer, messages: Sequence[Outgoing], timeout: float = 60
+) -> list[KafkaError | None]:
+    """Produce the messages and wait for Kafka's answer to each, in order: None where it was
+    accepted, the error where it was not (refused at once, rejected by the broker, or no
+    answer within `timeout`)."""
+    no_answer = KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
+    outcomes: list[KafkaError | None] = [no_answer] * len(messages)
+
+    def answered(i: int) -> Callable[[KafkaError | None, Message], None]:
+        def record(err: KafkaError | None, _msg: Message) -> None:
+            outcomes[i] = err
+
+        return record
+
+    for i, m in enumerate(messages):
         while True:
             try:
                 producer.produce(
                     m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
-                    on_delivery=delivered,
+                    on_delivery=answered(i),
                 )  # fmt: skip
                 break
             except BufferError:  # the local queue is full: let deliveries drain
                 producer.poll(0.1)
-        count += 1
-    left = producer.flush(timeout)
-    if errors or left:
-        why = str(errors[0]) if errors else f"{left} still in flight after {timeout:.0f} s"
-        raise DeliveryError(f"Kafka did not accept {len(errors) + left} of {count} messages: {why}")
-    return count
+            except KafkaException as exc:  # refused before sending, e.g. too large
+                outcomes[i] = exc.args[0]
+                break
+    producer.flush(timeout)
+    return outcomes
+
+
+def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
+    """Produce the messages and wait until Kafka has accepted every one; returns how many."""
+    outcomes = deliver(producer, list(messages), timeout)
+    errors = [e for e in outcomes if e is not None]
+    if errors:
+        raise DeliveryError(
+            f"Kafka did not accept {len(errors)} of {len(outcomes)} messages: {errors[0]}"
+        )
+    return len(outcomes)

@@ -47,7 +47,7 @@ class Pending:
 def pending(conn: psycopg.Connection, service: str, limit: int) -> list[Pending]:
     rows = conn.execute(
         "SELECT id, topic, key, value, header_keys, header_values FROM finsync.outbox "
-        "WHERE service = %s AND sent_at IS NULL ORDER BY id LIMIT %s",
+        "WHERE service = %s AND sent_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT %s",
         (service, limit),
     ).fetchall()
     return [
@@ -59,9 +59,28 @@ def mark_sent(conn: psycopg.Connection, ids: list[int]) -> None:
     conn.execute("UPDATE finsync.outbox SET sent_at = now() WHERE id = ANY(%s)", (ids,))
 
 
+def mark_failed(conn: psycopg.Connection, failures: list[tuple[int, str]]) -> None:
+    """Messages Kafka will never accept: kept with its answer, no longer sent."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE finsync.outbox SET failed_at = now(), error = %s WHERE id = %s",
+            [(error, id_) for id_, error in failures],
+        )
+
+
 def backlog(conn: psycopg.Connection) -> dict[str, int]:
+    """Messages per service waiting to be published."""
     rows = conn.execute(
-        "SELECT service, count(*) FROM finsync.outbox WHERE sent_at IS NULL GROUP BY service"
+        "SELECT service, count(*) FROM finsync.outbox WHERE sent_at IS NULL "
+        "AND failed_at IS NULL GROUP BY service"
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def failed(conn: psycopg.Connection) -> dict[str, int]:
+    """Messages per service that Kafka refused for good (see their `error`)."""
+    rows = conn.execute(
+        "SELECT service, count(*) FROM finsync.outbox WHERE failed_at IS NOT NULL GROUP BY service"
     ).fetchall()
     return {r[0]: r[1] for r in rows}
 

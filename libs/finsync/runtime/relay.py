@@ -36,7 +36,7 @@ class Relay:
         while not stop.is_set():
             try:
                 self._run_connected(stop)
-            except (Outage, psycopg.OperationalError) as exc:
+            except (Outage, psycopg.Error) as exc:  # its SQL is fixed: any error is the database's
                 log.error("relay for %s: %s; retrying in %.0fs", self.service, exc, self._wait)
                 stop.wait(self._wait)
                 self._wait = min(self._wait * 2, 30.0)
@@ -84,18 +84,38 @@ class Relay:
         return bool(row and row[0])
 
     def publish_pending(self, conn: psycopg.Connection) -> int:
+        """Publish the next batch; returns how many messages it held. What Kafka accepted is
+        marked sent, what it will never accept is marked failed, so neither is sent again;
+        anything else (Kafka unreachable) is an outage, and only that part is tried again."""
         batch = outbox.pending(conn, self.service, BATCH)
         if not batch:
             return 0
-        try:
-            clients.send(self.producer, [item.message for item in batch])
-        except clients.DeliveryError as exc:
-            # Nothing is marked sent: the whole batch is produced again, consumers dedupe.
-            raise Outage(str(exc)) from exc
+        outcomes = clients.deliver(self.producer, [item.message for item in batch])
         faults.pause_at(faults.BEFORE_MARK_SENT)
-        outbox.mark_sent(conn, [item.id for item in batch])
-        self.sent += len(batch)
-        self.meters.published.add(len(batch), {"service": self.service})
+        sent = [item.id for item, err in zip(batch, outcomes, strict=True) if err is None]
+        outbox.mark_sent(conn, sent)
+        self.sent += len(sent)
+        self.meters.published.add(len(sent), {"service": self.service})
+        refused = [
+            (item, err)
+            for item, err in zip(batch, outcomes, strict=True)
+            if err is not None and err.code() in clients.REJECTED
+        ]
+        for item, err in refused:
+            log.error(
+                "Kafka refused outbox message %d for %s for good (%s); it is kept in "
+                "finsync.outbox with this error and not sent again",
+                item.id,
+                item.message.topic,
+                err.str(),
+                extra={"outbox_id": item.id, "topic": item.message.topic},
+            )
+        outbox.mark_failed(conn, [(item.id, err.str()) for item, err in refused])
+        unanswered = [
+            err for err in outcomes if err is not None and err.code() not in clients.REJECTED
+        ]
+        if unanswered:
+            raise Outage(f"Kafka did not take {len(unanswered)} messages: {unanswered[0].str()}")
         return len(batch)
 
     def _prune(self, conn: psycopg.Connection) -> None:

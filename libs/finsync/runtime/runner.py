@@ -56,22 +56,60 @@ def run(name: str, settings: Settings | None = None) -> None:
     if not _wait_for_database(settings, stop):
         return
 
-    # The relay is a process of its own, so it publishes on the other core instead of taking
-    # turns with the consumer for the interpreter lock.
-    relay = multiprocessing.get_context("spawn").Process(
-        target=_relay_main, args=(service.name, settings, os.getpid()), name=f"{service.name}-relay"
-    )
+    relay = RelayProcess(service.name, settings)
     relay.start()
+    threading.Thread(target=relay.watch, name="relay-watch", daemon=True).start()
     processor = BatchProcessor(service, Serde(registry_client(settings)), policy(settings))
     log.info("%s started", service.name)
     try:
         ConsumerLoop(processor, settings).run(stop)
     finally:
-        # Only now, so the relay publishes everything the consumer committed before stopping.
-        if relay.pid is not None and relay.is_alive():
-            os.kill(relay.pid, signal.SIGTERM)
-        relay.join(timeout=60)
+        relay.stop()  # only now, so it publishes everything the consumer committed
     log.info("%s stopped", service.name)
+
+
+class RelayProcess:
+    """The service's outbox relay, a child process so it publishes on the other core instead
+    of taking turns with the consumer for the interpreter lock. Started again whenever it
+    dies: without it the service would go on committing effects that nobody publishes."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.proc: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> None:
+        self.proc = multiprocessing.get_context("spawn").Process(
+            target=_relay_main,
+            args=(self.service, self.settings, os.getpid()),
+            name=f"{self.service}-relay",
+        )
+        self.proc.start()
+
+    def watch(self) -> None:
+        wait = 1.0
+        while not self.stopping.wait(1.0):
+            assert self.proc is not None
+            if self.proc.is_alive():
+                continue
+            log.error(
+                "the relay of %s exited with code %s; starting it again in %.0fs",
+                self.service,
+                self.proc.exitcode,
+                wait,
+            )
+            if self.stopping.wait(wait):
+                return
+            self.start()
+            wait = min(wait * 2, 30.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.proc is not None and self.proc.pid is not None and self.proc.is_alive():
+            os.kill(self.proc.pid, signal.SIGTERM)
+        if self.proc is not None:
+            self.proc.join(timeout=60)
 
 
 def _wait_for_database(settings: Settings, stop: threading.Event) -> bool:
