@@ -22,7 +22,7 @@ from finsync.settings import Settings
 T = TypeVar("T")
 
 # Retries that end in a dead letter within seconds, for tests that wait for one.
-FAST_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "0.3", "FINSYNC_MAX_ATTEMPTS": "3"}
+FAST_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "0.3", "FINSYNC_RETRY_BUDGET_SECONDS": "1"}
 
 
 def eventually(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
@@ -86,6 +86,17 @@ class TopicTail:
 
 def publish(settings: Settings, serde: Serde, events: list[Event]) -> None:
     clients.send(clients.producer(settings, "test"), [serde.outgoing(e) for e in events])
+
+
+def publish_to_partition(
+    settings: Settings, serde: Serde, partition: int, events: list[Event]
+) -> None:
+    """Events of different keys into one partition, in order: to show one key waiting while
+    the others of its partition flow."""
+    producer = clients.producer(settings, "test")
+    for e in events:
+        producer.produce(e.TOPIC, serde.encode(e), e.key.encode(), partition=partition)
+    assert producer.flush(30) == 0
 
 
 def publish_raw(

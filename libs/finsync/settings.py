@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 KAFKA_LOG = logging.getLogger("finsync.kafka")
+_BUDGET = "FINSYNC_RETRY_BUDGET_SECONDS_"  # + the service's name, e.g. ..._PAYMENT_SETTLER
 
 
 def _project_root() -> Path:
@@ -49,13 +50,14 @@ class Settings:
     kafka_sasl_password: str
     kafka_ssl_ca_location: str
     registry_basic_auth: str
+    registry_ca_location: str
     topic_partitions: int
     batch_size: int
-    max_attempts: int
     retry_base_seconds: float
     retry_max_seconds: float
     inbox_retention_days: int
     retry_budget_seconds: float  # how long a missing dependency is retried before a dead letter
+    retry_budgets: Mapping[str, float]  # per service, from FINSYNC_RETRY_BUDGET_SECONDS_<SERVICE>
     dlq_retention_days: int  # -1: dead letters are kept until someone deletes them
     db_statement_timeout_seconds: float
     db_lock_timeout_seconds: float
@@ -63,6 +65,7 @@ class Settings:
     db_keepalive_seconds: int  # TCP keepalive idle time, both ends of every connection
     payment_tolerance: Decimal
     log_level: str
+    stack_security: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,13 +95,18 @@ class Settings:
             kafka_sasl_password=get("KAFKA_SASL_PASSWORD", ""),
             kafka_ssl_ca_location=get("KAFKA_SSL_CA_LOCATION", ""),
             registry_basic_auth=get("REGISTRY_BASIC_AUTH", ""),
+            registry_ca_location=get("REGISTRY_CA_LOCATION", ""),
             topic_partitions=int(get("TOPIC_PARTITIONS", "3")),
             batch_size=int(get("BATCH_SIZE", "500")),
-            max_attempts=int(get("MAX_ATTEMPTS", "6")),
             retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
             retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
             inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),
             retry_budget_seconds=float(get("RETRY_BUDGET_SECONDS", str(24 * 3600))),
+            retry_budgets={
+                name.removeprefix(_BUDGET).lower().replace("_", "-"): float(value)
+                for name, value in e.items()
+                if name.startswith(_BUDGET)
+            },
             dlq_retention_days=int(get("DLQ_RETENTION_DAYS", "-1")),
             db_statement_timeout_seconds=float(get("DB_STATEMENT_TIMEOUT_SECONDS", "60")),
             db_lock_timeout_seconds=float(get("DB_LOCK_TIMEOUT_SECONDS", "10")),
@@ -110,7 +118,12 @@ class Settings:
                 "FINSYNC_PAYMENT_TOLERANCE", get("PAYMENT_TOLERANCE", "0.05")
             ),
             log_level=get("LOG_LEVEL", "INFO"),
+            stack_security=get("STACK_SECURITY", "plaintext"),
         )
+
+    def retry_budget(self, service: str) -> float:
+        """Seconds a transient failure of `service` is retried before it is dead-lettered."""
+        return self.retry_budgets.get(service, self.retry_budget_seconds)
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every client: endpoint, security, and where its log
@@ -133,4 +146,6 @@ class Settings:
         config = {"url": self.registry_url}
         if self.registry_basic_auth:
             config["basic.auth.user.info"] = self.registry_basic_auth
+        if self.registry_ca_location:
+            config["ssl.ca.location"] = self.registry_ca_location
         return config

@@ -28,7 +28,7 @@ from tests.support import eventually, publish
 pytestmark = pytest.mark.e2e
 
 # Retries that end soon enough for a test, long enough for an early payment to find its invoice.
-ENV = {"FINSYNC_RETRY_BASE_SECONDS": "0.5"}
+ENV = {"FINSYNC_RETRY_BASE_SECONDS": "0.5", "FINSYNC_RETRY_BUDGET_SECONDS": "15"}
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +107,19 @@ def test_duplicate_accounts_share_one_customer_and_billing_account(
     s = run.scenario
     with db.connect(settings) as conn:
         customers = reports.customer_of(conn, s.like())
+    # On a database earlier runs have used, a name may match a customer one of them left; then
+    # both of a pair are linked to that customer, not to each other.
+    earlier = {a for a, (_, m) in customers.items() if m is not None and not s.owns(m)}
     for duplicate, original in s.expected.linked.items():
         assert customers[duplicate][0] == customers[original][0]
+        if original in earlier:
+            continue
         # Whichever arrived second is the one linked, and the link names the other.
         linked = {a for a in (duplicate, original) if customers[a][1] is not None}
         assert len(linked) == 1
         (one,) = linked
         assert customers[one][1] == ({duplicate, original} - {one}).pop()
-    pairs = {frozenset((d, o)) for d, o in s.expected.linked.items()}
+    pairs = {frozenset((d, o)) for d, o in s.expected.linked.items() if o not in earlier}
     within_run = {frozenset((a, m)) for a, (_, m) in customers.items() if m and s.owns(m)}
     assert within_run == pairs
 

@@ -72,7 +72,9 @@ def test_a_relay_killed_after_publishing_before_marking_sent_causes_no_duplicate
         handlers={InvoicePosted.TOPIC: record},
         bind=lambda conn: conn,
     )
-    processor = BatchProcessor(downstream, serde, RetryPolicy(3, 1, 1))
+    processor = BatchProcessor(
+        downstream, serde, RetryPolicy(budget_seconds=3, base_seconds=1, max_seconds=1)
+    )
     with psycopg.connect(settings.database_url) as conn:
         for copy in published:  # each copy a separate delivery
             processor.process(conn, [copy])

@@ -26,6 +26,7 @@ from tests.support import (
     journals,
     publish,
     publish_raw,
+    publish_to_partition,
 )
 
 pytestmark = pytest.mark.integration
@@ -167,7 +168,8 @@ def test_a_dead_letter_replayed_after_its_cause_is_fixed_posts_exactly_once(
 
     dead = eventually(letter, 60, "the credit memo to be dead-lettered after its retries")
     assert dead.category == "retries-exhausted"
-    assert dead.attempts == 3
+    assert dead.attempts >= 2  # retried until its budget (1 s with FAST_RETRIES) was spent
+    assert float(dead.record.header_text(h.ERR_WAITED) or 0) >= 1.0
     assert dead.original[0] == "billing.credit-memo-issued"
 
     publish(settings, serde, [invoice])  # the cause goes away
@@ -241,13 +243,11 @@ def test_a_record_waiting_in_retry_does_not_hold_up_the_records_behind_it(
     invoice = documents.invoice(rng, 5)
     memo = documents.credit_memo(rng, invoice)  # its invoice is not posted: it must wait
     behind = [documents.invoice(rng, n) for n in range(6, 11)]
-    slow_retries = {"FINSYNC_RETRY_BASE_SECONDS": "30", "FINSYNC_MAX_ATTEMPTS": "3"}
+    slow_retries = {"FINSYNC_RETRY_BASE_SECONDS": "30"}
     poster = ServiceProcess("invoice-poster", tmp_path, slow_retries).start()
     try:
-        publish(settings, serde, [memo])
-        key = memo.credit_memo_id.encode()  # same key as the memo: same partition, behind it
-        for i in behind:
-            publish_raw(settings, InvoiceIssued.TOPIC, key, serde.encode(i))
+        publish_to_partition(settings, serde, 0, [memo])
+        publish_to_partition(settings, serde, 0, behind)  # other keys, behind it in its partition
         eventually(
             lambda: all(journals(settings, f"invoice:{i.invoice_id}") == 1 for i in behind),
             20,

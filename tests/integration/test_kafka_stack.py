@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
+from finsync.runtime import provision
 from finsync.settings import Settings
 from finsync.stack import kafka
 
@@ -94,3 +101,19 @@ def test_producing_to_unknown_topic_does_not_create_it(
 
     assert errors, "delivery to a non-existent topic succeeded"
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+def test_dead_letter_retention_is_configurable_and_applied_to_existing_topics(
+    settings: Settings, admin: AdminClient
+) -> None:
+    def retention() -> str:
+        resource = ConfigResource(ResourceType.TOPIC, "invoice-poster.dlq")
+        configs = admin.describe_configs([resource])[resource].result(30)
+        return str(configs["retention.ms"].value)
+
+    provision.create_topics(replace(settings, dlq_retention_days=30), say=lambda _: None)
+    try:
+        assert retention() == str(30 * 24 * 3600 * 1000)
+    finally:
+        provision.create_topics(settings, say=lambda _: None)  # the default: kept forever
+    assert retention() == "-1"

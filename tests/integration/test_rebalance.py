@@ -16,7 +16,7 @@ from tests.support import ServiceProcess, eventually, journals, publish
 
 pytestmark = pytest.mark.integration
 
-SLOW_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "6", "FINSYNC_MAX_ATTEMPTS": "8"}
+SLOW_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "6", "FINSYNC_RETRY_BUDGET_SECONDS": "600"}
 
 
 def test_a_retry_partition_paused_before_a_rebalance_resumes_after_it(

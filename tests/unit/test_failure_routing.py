@@ -2,10 +2,17 @@
 
 from finsync.errors import DependencyNotReady, InvalidEvent
 from finsync.runtime import headers as h
-from finsync.runtime.failures import Origin, RetryPolicy, not_before_ms, route_failure
+from finsync.runtime.failures import (
+    Origin,
+    RetryPolicy,
+    dead_letter,
+    not_before_ms,
+    retry,
+    retry_due,
+)
 from finsync.runtime.messages import Record
 
-POLICY = RetryPolicy(max_attempts=3, base_seconds=2, max_seconds=60)
+POLICY = RetryPolicy(budget_seconds=5, base_seconds=2, max_seconds=60)
 NOW = 1_800_000_000_000
 
 
@@ -21,15 +28,12 @@ def original():
     )
 
 
-def route(record, error, now=NOW):
-    return route_failure(
-        record,
-        error,
-        service="invoice-poster",
-        stage="TASK_PUT",
-        policy=POLICY,
-        now_ms=now,
-        trace_id="t" * 32,
+def route(record, error, now=NOW, policy=POLICY):
+    due = retry_due(record, error, policy, now)
+    if due is not None:
+        return retry(record, "invoice-poster", due, now, [])
+    return dead_letter(
+        record, error, service="invoice-poster", stage="TASK_PUT", now_ms=now, trace_id="t" * 32
     )
 
 
@@ -58,7 +62,7 @@ def test_a_dead_letter_keeps_key_value_and_publisher_headers_byte_for_byte():
     assert [x for x in out.headers if not h.is_runtime(x[0])] == rec.headers
 
 
-def test_a_transient_failure_is_retried_with_exponential_backoff_then_dead_lettered():
+def test_a_transient_failure_is_retried_with_backoff_until_its_time_budget_is_spent():
     rec = original()
     first = route(rec, DependencyNotReady("invoice not posted"))
     assert first.topic == "invoice-poster.retry"
@@ -75,6 +79,7 @@ def test_a_transient_failure_is_retried_with_exponential_backoff_then_dead_lette
     assert letter.header_text(h.ERR_TOPIC) == "billing.invoice-issued"
     assert letter.header_text(h.ERR_OFFSET) == "41"
     assert letter.header_text(h.ERR_FIRST_FAILURE).startswith("2027-01-15")
+    assert letter.header_text(h.ERR_WAITED) == "6.000"  # how long it waited, in seconds
     assert [x for x in third.headers if not h.is_runtime(x[0])] == rec.headers
 
 
@@ -100,3 +105,21 @@ def test_a_replayed_dead_letter_is_a_retry_due_now_with_its_origin_and_fresh_att
     assert o.timestamp_ms == 1_700_000_000_000
     assert replayed.header_text(h.REPLAY_ID) == "r-1"
     assert [x for x in out.headers if not h.is_runtime(x[0])] == original().headers
+
+
+def test_a_dependency_down_for_an_hour_costs_no_dead_letter_under_the_default_budget():
+    day = RetryPolicy(budget_seconds=24 * 3600, base_seconds=1, max_seconds=300)
+    record, now = original(), NOW
+    for _ in range(40):  # capped at 5 minutes apart: 40 tries take well over an hour
+        out = route(record, DependencyNotReady("invoice not posted"), now, day)
+        assert out.topic == "invoice-poster.retry"
+        now = not_before_ms(as_record(out))
+        record = as_record(out)
+    assert now - NOW > 3600 * 1000
+    late = route(record, DependencyNotReady("x"), NOW + 24 * 3600 * 1000, day)
+    assert late.topic == "invoice-poster.dlq"
+
+
+def test_a_dead_letter_reason_is_bounded_so_the_letter_stays_under_kafkas_limit():
+    out = route(original(), InvalidEvent("x" * 100_000))
+    assert len(as_record(out).header_text(h.ERR_EXCEPTION_MESSAGE)) == 2000

@@ -22,21 +22,38 @@ def _letters(args: argparse.Namespace, settings: Settings) -> list[dlq.DeadLette
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     letters = _letters(args, settings)
-    table = Table("service", "at", "partition:offset", "key", "error", "attempts", "reason")
-    for x in letters:
-        at = x.failed_at.strftime("%Y-%m-%d %H:%M:%S") if x.failed_at else ""
-        table.add_row(
+    columns = ("service", "at", "partition:offset", "key", "error", "attempts", "waited", "reason")
+    rows = [
+        (
             x.service,
-            at,
+            x.failed_at.strftime("%Y-%m-%d %H:%M:%S") if x.failed_at else "",
             f"{x.record.partition}:{x.record.offset}",
             x.record.key_text or "",
             x.error_class,
             str(x.attempts),
-            x.reason[:120],
+            _duration(x.waited_seconds),
+            x.reason,
         )
-    console.print(table)
+        for x in letters
+    ]
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row[:-1], row[-1][:120])
+        console.print(table)
+    else:  # piped: one whole line per dead letter, tab-separated, for grep and cut
+        for row in (columns, *rows):
+            print("\t".join(value.replace("\t", " ").replace("\n", " ") for value in row))
     console.print(f"{len(letters)} dead letter(s)")
     return 0
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,11 +24,11 @@ class TopicSpec:
     config: dict[str, str]
 
 
-def all_topics(services: list[str], partitions: int) -> list[TopicSpec]:
+def all_topics(services: list[str], partitions: int, dlq_retention_ms: int = -1) -> list[TopicSpec]:
     """Every topic finsync needs: the event topics, and per service its retry and dead letters.
 
     Event topics keep two weeks (replays of a busy quarter-end), retry topics a week,
-    dead letters forever: an SRE decides when one is done, not a timer.
+    dead letters forever unless configured otherwise: an SRE decides when one is done.
     """
     events = [TopicSpec(t, partitions, {"retention.ms": str(14 * DAY_MS)}) for t in EVENT_TYPES]
     per_service = [
@@ -36,7 +36,7 @@ def all_topics(services: list[str], partitions: int) -> list[TopicSpec]:
         for s in services
         for spec in (
             TopicSpec(retry_topic(s), partitions, {"retention.ms": str(7 * DAY_MS)}),
-            TopicSpec(dlq_topic(s), 1, {"retention.ms": "-1"}),
+            TopicSpec(dlq_topic(s), 1, {"retention.ms": str(dlq_retention_ms)}),
         )
     ]
     return events + per_service

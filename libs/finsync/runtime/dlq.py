@@ -57,6 +57,12 @@ class DeadLetter:
         return int(self._h(h.ERR_ATTEMPTS) or 0)
 
     @property
+    def waited_seconds(self) -> float | None:
+        """How long it was retried before it became a dead letter (older letters: unknown)."""
+        value = self._h(h.ERR_WAITED)
+        return float(value) if value else None
+
+    @property
     def failed_at(self) -> datetime | None:
         value = self._h(h.ERR_LAST_FAILURE)
         return datetime.fromisoformat(value) if value else None

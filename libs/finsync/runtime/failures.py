@@ -16,17 +16,22 @@ from finsync.runtime import headers as h
 from finsync.runtime.messages import Headers, Outgoing, Record
 
 STACK_LIMIT = 4000  # characters of stack trace kept on a dead letter
+MESSAGE_LIMIT = 2000  # characters of the reason: a dead letter must stay under Kafka's limit
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int
+    """A transient failure is retried with capped exponential backoff until `budget_seconds`
+    have passed since its first failure: a budget in time, not attempts, so a dependency down
+    for an hour costs no dead letters under the default of a day."""
+
+    budget_seconds: float
     base_seconds: float
     max_seconds: float
 
     def delay_seconds(self, failures: int) -> float:
         """Exponential: base, 2*base, 4*base ... capped."""
-        return float(min(self.base_seconds * 2 ** (failures - 1), self.max_seconds))
+        return float(min(self.base_seconds * 2 ** min(failures - 1, 62), self.max_seconds))
 
 
 @dataclass(frozen=True)
@@ -98,24 +103,38 @@ def as_retry(
     return Outgoing(retry_topic(service), record.key, record.value, headers)
 
 
-def route_failure(
+def retry_due(record: Record, error: BaseException, policy: RetryPolicy, now_ms: int) -> int | None:
+    """When a failed record is to be tried again (epoch ms), or None if it goes to the dead
+    letters: at once for a permanent failure, once a transient one has spent its budget."""
+    if not isinstance(error, TransientError):
+        return None
+    origin = Origin.of(record)
+    first_failure = origin.first_failure_ms or now_ms
+    if now_ms - first_failure >= policy.budget_seconds * 1000:
+        return None
+    return now_ms + int(policy.delay_seconds(origin.attempts + 1) * 1000)
+
+
+def retry(record: Record, service: str, due_ms: int, now_ms: int, extra: Headers) -> Outgoing:
+    """A failed record on its way back through `<service>.retry`, one attempt further."""
+    origin = Origin.of(record)
+    first_failure = origin.first_failure_ms or now_ms
+    return as_retry(record, service, origin, origin.attempts + 1, due_ms, first_failure, extra)
+
+
+def dead_letter(
     record: Record,
     error: BaseException,
     *,
     service: str,
     stage: str,
-    policy: RetryPolicy,
     now_ms: int,
     trace_id: str | None,
 ) -> Outgoing:
-    """The message that takes a failed record further: a retry while attempts remain for a
-    transient error, otherwise a dead letter."""
+    """The record on `<service>.dlq`: original bytes, and why, where from, how long it waited."""
     origin = Origin.of(record)
     failures = origin.attempts + 1
     first_failure = origin.first_failure_ms or now_ms
-    if isinstance(error, TransientError) and failures < policy.max_attempts:
-        due = now_ms + int(policy.delay_seconds(failures) * 1000)
-        return as_retry(record, service, origin, failures, due, first_failure)
     error_class = "retries-exhausted" if isinstance(error, TransientError) else "permanent"
     stack = "".join(traceback.format_exception(error))[-STACK_LIMIT:]
     extra = _text(
@@ -126,7 +145,7 @@ def route_failure(
             (h.ERR_CONNECTOR, service),
             (h.ERR_STAGE, stage),
             (h.ERR_EXCEPTION_CLASS, f"{type(error).__module__}.{type(error).__qualname__}"),
-            (h.ERR_EXCEPTION_MESSAGE, str(error)),
+            (h.ERR_EXCEPTION_MESSAGE, str(error)[:MESSAGE_LIMIT]),
             (h.ERR_EXCEPTION_STACKTRACE, stack),
             (h.ERR_TIMESTAMP, origin.timestamp_ms),
             (h.ERR_CONSUMER_GROUP, service),
@@ -134,6 +153,7 @@ def route_failure(
             (h.ERR_ATTEMPTS, failures),
             (h.ERR_FIRST_FAILURE, _iso(first_failure)),
             (h.ERR_LAST_FAILURE, _iso(now_ms)),
+            (h.ERR_WAITED, f"{(now_ms - first_failure) / 1000:.3f}"),
             (h.ERR_TRACE_ID, trace_id or ""),
         ]
     )

@@ -22,6 +22,7 @@ ERR_CLASS = "finsync.errors.class"  # permanent | retries-exhausted
 ERR_ATTEMPTS = "finsync.errors.attempts"
 ERR_FIRST_FAILURE = "finsync.errors.first.failure"  # ISO-8601 UTC
 ERR_LAST_FAILURE = "finsync.errors.last.failure"
+ERR_WAITED = "finsync.errors.waited.seconds"  # first failure to dead letter
 ERR_TRACE_ID = "finsync.errors.trace.id"
 
 RETRY_ATTEMPTS = "finsync.retry.attempts"  # failed attempts so far
@@ -31,6 +32,8 @@ RETRY_TOPIC = "finsync.retry.original.topic"
 RETRY_PARTITION = "finsync.retry.original.partition"
 RETRY_OFFSET = "finsync.retry.original.offset"
 RETRY_TIMESTAMP = "finsync.retry.original.timestamp"
+RETRY_SEQ = "finsync.retry.seq"  # its place in its key's queue (see parking)
+RETRY_GENERATION = "finsync.retry.generation"  # bumped each time it is sent to retry again
 REPLAY_ID = "finsync.replay.id"
 
 # Headers finsync adds on the way; everything else on a record is the publisher's own.

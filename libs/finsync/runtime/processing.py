@@ -26,9 +26,9 @@ from finsync.errors import (
     TransientError,
     UnexpectedError,
 )
-from finsync.runtime import db, headers, inbox, outbox, telemetry
-from finsync.runtime.failures import RetryPolicy, route_failure
-from finsync.runtime.messages import Outgoing, Record
+from finsync.runtime import db, failures, headers, inbox, outbox, parking, telemetry
+from finsync.runtime.failures import RetryPolicy
+from finsync.runtime.messages import Headers, Outgoing, Record
 from finsync.runtime.serde import Serde
 from finsync.service import Service
 
@@ -70,6 +70,10 @@ def _flush(uow: Any) -> None:
         flush()
 
 
+class _Queued(Exception):
+    """The batch holds records of keys that wait in retry: it is done record by record."""
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -97,10 +101,14 @@ class BatchProcessor:
         decoded = [self._decode_or_error(r) for r in records]
         try:
             return self._apply(conn, decoded, isolate=False)
+        except _Queued:
+            return self._apply(conn, decoded, isolate=True)
         except Exception as exc:
             if db.is_outage(exc):
                 raise
-            log.info("a record failed (%s); redoing the batch record by record", exc)
+            log.info(  # the class only: a reason may quote the event's personal data
+                "a record failed (%s); redoing the batch record by record", type(exc).__name__
+            )
             return self._apply(conn, decoded, isolate=True)
 
     def _decode_or_error(self, record: Record) -> Decoded:
@@ -120,19 +128,30 @@ class BatchProcessor:
             # Optimistic: one unit of work and one inbox claim for the whole batch. Isolated:
             # each record claims and takes effect in a savepoint of its own, so a failing one
             # rolls back alone, claim included, and a later record of the same document (a
-            # corrected re-send) can still take effect.
+            # corrected re-send) can still take effect. Records of keys that wait in retry are
+            # put in order one by one, so they always go the isolated way.
+            keys = [r.key for r, _, _ in decoded if r.key is not None]
+            queues = parking.Queues(conn, self.service.name, keys)
+            if not isolate and (
+                not queues.empty() or any(parking.ticket_of(r) for r, _, _ in decoded)
+            ):
+                raise _Queued
             uow = None if isolate else self.service.bind(conn)
             events = [e for _, e, _ in decoded if e]
             fresh = set() if isolate else inbox.claim(conn, self.service.name, events)
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None
-                    counts[self._fail(record, None, error, "VALUE_CONVERTER", out)] += 1
+                    ticket = queues.carried(record)
+                    outcome = self._fail(
+                        record, None, error, "VALUE_CONVERTER", out, queues, ticket
+                    )
+                    counts[outcome] += 1
                 elif not isolate and event.event_id not in fresh:
                     counts["duplicate"] += 1
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                    counts[self._handle(conn, record, event, uow, out)] += 1
+                    counts[self._handle(conn, record, event, uow, queues, out)] += 1
                 if len(out) >= CHUNK:  # keep the database busy while Python goes on
                     _flush(uow)
                     outbox.add(conn, self.service.name, out)
@@ -159,10 +178,16 @@ class BatchProcessor:
         record: Record,
         event: Event,
         uow: Any,
+        queues: parking.Queues,
         out: list[Outgoing],
     ) -> str:
-        """Apply one record: inside the batch's unit of work, or — when `uow` is None, after a
-        failure in the batch — in a savepoint with a unit of work of its own."""
+        """Apply one record: inside the batch's unit of work, or — when `uow` is None — in its
+        key's order, in a savepoint with a unit of work of its own."""
+        place = None if uow is not None else parking.place(record, queues, self.service.name)
+        if place is not None and place.outcome is not None:
+            if place.parked is not None:
+                out.append(place.parked)
+            return place.outcome
         parent = telemetry.extract(record.headers)
         attributes = {
             "messaging.destination.name": record.topic,
@@ -174,22 +199,25 @@ class BatchProcessor:
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
         ):
-            if uow is not None:
+            if place is None:
                 out += self._take_effect(event, uow)
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
                     if not inbox.claim(conn, self.service.name, [event]):
+                        queues.done(record, place.ticket)
                         return "duplicate"
                     own = self.service.bind(conn)
                     published = self._take_effect(event, own)
                     _flush(own)
+                    queues.done(record, place.ticket)
                 out += published
                 return "processed"
             except Exception as exc:
                 if db.is_outage(exc):
                     raise
-                return self._fail(record, event, classify(exc), "TASK_PUT", out)
+                error = classify(exc)
+                return self._fail(record, event, error, "TASK_PUT", out, queues, place.ticket)
 
     def _take_effect(self, event: Event, uow: Any) -> list[Outgoing]:
         published = self.service.handlers[event.TOPIC](event, uow)
@@ -203,24 +231,43 @@ class BatchProcessor:
         error: FinsyncError,
         stage: str,
         out: list[Outgoing],
+        queues: parking.Queues | None = None,
+        ticket: parking.Ticket | None = None,
     ) -> str:
-        message = route_failure(
-            record,
-            error,
-            service=self.service.name,
-            stage=stage,
-            policy=self.policy,
-            now_ms=self.clock_ms(),
-            trace_id=telemetry.current_trace_id(),
-        )
+        """Back through retry, in its key's queue, while its budget lasts; else a dead letter."""
+        now = self.clock_ms()
+        due = failures.retry_due(record, error, self.policy, now)
+        if due is not None:
+            extra: Headers = []
+            if queues is not None and record.key is not None:
+                queued = (
+                    queues.again(record.key, ticket, due) if ticket else queues.join(record, due)
+                )
+                if queued is None:  # this very record is queued already: a redelivery
+                    return "duplicate"
+                extra = queued.headers
+            message = failures.retry(record, self.service.name, due, now, extra)
+        else:
+            if queues is not None:
+                queues.done(record, ticket)
+            message = failures.dead_letter(
+                record,
+                error,
+                service=self.service.name,
+                stage=stage,
+                now_ms=now,
+                trace_id=telemetry.current_trace_id(),
+            )
         out.append(message)
-        outcome = "retried" if message.topic.endswith(".retry") else "dead-lettered"
+        outcome = "retried" if due is not None else "dead-lettered"
         log.log(
             logging.INFO if outcome == "retried" else logging.WARNING,
-            "%s %s: %s",
+            "%s %s record %d:%d (%s)",
             outcome,
             record.topic,
-            error,
+            record.partition,
+            record.offset,
+            type(error).__name__,
             extra={
                 "event_id": str(event.event_id) if event else None,
                 "topic": record.topic,

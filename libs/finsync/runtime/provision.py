@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from finsync.contract.events import EVENT_TYPES
-from finsync.contract.topics import SERVICES, all_topics
+from finsync.contract.topics import DAY_MS, SERVICES, all_topics, dlq_topic
 from finsync.runtime import clients
 from finsync.runtime.serde import schema_text, subject
 from finsync.settings import Settings
@@ -18,13 +25,23 @@ from finsync.settings import Settings
 COMPATIBILITY = "BACKWARD"
 
 
+def dlq_retention_ms(settings: Settings) -> int:
+    days = settings.dlq_retention_days
+    return -1 if days < 0 else days * DAY_MS
+
+
 def create_topics(settings: Settings, say: Callable[[str], None] = print) -> list[str]:
-    """Create the topics that do not exist yet; returns their names."""
+    """Create the topics that do not exist yet, and give existing dead-letter topics the
+    configured retention; returns the names of the topics created."""
     admin = clients.admin(settings)
     existing = set(admin.list_topics(timeout=15).topics)
+    specs = all_topics(list(SERVICES), settings.topic_partitions, dlq_retention_ms(settings))
+    _set_dlq_retention(
+        admin, [dlq_topic(s) for s in SERVICES if dlq_topic(s) in existing], settings
+    )
     missing = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=-1, config=t.config)
-        for t in all_topics(list(SERVICES), settings.topic_partitions)
+        for t in specs
         if t.name not in existing
     ]
     if not missing:
@@ -37,6 +54,20 @@ def create_topics(settings: Settings, say: Callable[[str], None] = print) -> lis
                 raise
     say(f"created {len(missing)} topics")
     return [t.topic for t in missing]
+
+
+def _set_dlq_retention(admin: AdminClient, topics: list[str], settings: Settings) -> None:
+    retention = ConfigEntry(
+        "retention.ms",
+        str(dlq_retention_ms(settings)),
+        incremental_operation=AlterConfigOpType.SET,
+    )
+    resources = [
+        ConfigResource(ResourceType.TOPIC, t, incremental_configs=[retention]) for t in topics
+    ]
+    if resources:
+        for future in admin.incremental_alter_configs(resources).values():
+            future.result(30)
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,9 @@ def load(name: str) -> Service[Any]:
     return service
 
 
-def policy(settings: Settings) -> RetryPolicy:
+def policy(settings: Settings, service: str) -> RetryPolicy:
     return RetryPolicy(
-        settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
+        settings.retry_budget(service), settings.retry_base_seconds, settings.retry_max_seconds
     )
 
 
@@ -59,7 +59,9 @@ def run(name: str, settings: Settings | None = None) -> None:
     relay = RelayProcess(service.name, settings)
     relay.start()
     threading.Thread(target=relay.watch, name="relay-watch", daemon=True).start()
-    processor = BatchProcessor(service, Serde(registry_client(settings)), policy(settings))
+    processor = BatchProcessor(
+        service, Serde(registry_client(settings)), policy(settings, service.name)
+    )
     log.info("%s started", service.name)
     try:
         ConsumerLoop(processor, settings).run(stop)

@@ -25,8 +25,8 @@ from finsync.settings import Settings
 # Wide enough for the tables when the output is a pipe or a CI log, not a terminal.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-# The demo shows retries ending in dead letters; it need not wait the production backoff.
-DEMO_ENV = {"FINSYNC_RETRY_BASE_SECONDS": "0.5"}
+# The demo shows retries ending in dead letters; it need not wait a production budget.
+DEMO_ENV = {"FINSYNC_RETRY_BASE_SECONDS": "0.5", "FINSYNC_RETRY_BUDGET_SECONDS": "15"}
 
 
 def say(text: str) -> None:
