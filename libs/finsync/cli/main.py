@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
 from finsync.cli import billing, dlq, publish, services, simulate, stack
 from finsync.cli.console import console
 from finsync.errors import Outage
 from finsync.runtime import telemetry
+from finsync.runtime.clients import AuthenticationFailed
 from finsync.settings import Settings
 from finsync.stack.process import StackError
 
@@ -35,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Outage as exc:
         console.print(f"[red]{exc}[/red]\nIs the stack running? Try `finsync stack status`.")
+        return 1
+    except AuthenticationFailed as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    except SchemaRegistryError as exc:
+        if exc.http_status_code not in (401, 403):
+            raise
+        console.print(
+            f"[red]the schema registry at {settings.registry_url} refused our credentials "
+            f"(HTTP {exc.http_status_code})[/red]: check FINSYNC_REGISTRY_BASIC_AUTH"
+        )
         return 1
     return code
 

@@ -22,7 +22,13 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
         mark = "[green]up[/green]" if healthy else "[red]down[/red]"
         console.print(f"{name:<9} {mark}  {text}")
     wanted = {"up": True, "down": False}.get(args.action)
-    return 0 if wanted is None or all(h == wanted for _, h, _ in parts) else 1
+    healthy = wanted is None or all(h == wanted for _, h, _ in parts)
+    all_up = all(h for _, h, _ in parts)
+    if args.action != "down" and all_up and (lines := stack.exports(settings)):
+        # Plain print, not rich: these lines are meant to be copied into a shell as they are.
+        print("\nTo use this stack from a shell (no password is shown; they stay in their file):")
+        print("\n".join(lines))
+    return 0 if healthy else 1
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from finsync.runtime.messages import Outgoing, Record
-from finsync.settings import Settings
+from finsync.settings import KAFKA_LOG, Settings
+
+
+class AuthenticationFailed(RuntimeError):
+    """Kafka refused our credentials. Retrying cannot help, so a client stops at once instead
+    of reconnecting for ever: fail closed, and say which settings to check."""
+
+
+def _config(settings: Settings) -> dict[str, Any]:
+    """settings.kafka_config(), plus an error callback: librdkafka reports a refused login
+    only there (a consumer would otherwise poll empty-handed and a producer time out)."""
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            raise AuthenticationFailed(
+                f"Kafka authentication failed for user {settings.kafka_sasl_username!r} "
+                f"({settings.kafka_sasl_mechanism or settings.kafka_security_protocol}): "
+                f"{err.str()}. Check FINSYNC_KAFKA_SASL_USERNAME and FINSYNC_KAFKA_SASL_PASSWORD."
+            )
+        KAFKA_LOG.warning("kafka client error: %s", err)
+
+    return {**settings.kafka_config(), "error_cb": on_error}
 
 
 def producer(settings: Settings, client_id: str) -> Producer:
     return Producer(
         {
-            **settings.kafka_config(),
+            **_config(settings),
             "client.id": client_id,
             "enable.idempotence": True,  # acks=all, ordered retries without duplicates
             "linger.ms": 2,
@@ -28,7 +50,7 @@ def consumer(settings: Settings, group: str, **extra: object) -> Consumer:
     """Offsets are committed by finsync, after its database transaction, never automatically."""
     return Consumer(
         {
-            **settings.kafka_config(),
+            **_config(settings),
             "group.id": group,
             "client.id": group,
             "enable.auto.commit": False,
@@ -40,7 +62,7 @@ def consumer(settings: Settings, group: str, **extra: object) -> Consumer:
 
 def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records on `topics` that `group` has not committed yet (all of them, if it never has)."""
-    probe = Consumer({**settings.kafka_config(), "group.id": group})
+    probe = Consumer({**_config(settings), "group.id": group})
     try:
         total = 0
         for topic in topics:
@@ -95,7 +117,7 @@ def read(settings: Settings, topic: str, since_ms: int | None = None) -> Iterato
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_config()})
+    return AdminClient(_config(settings))
 
 
 def to_record(msg: Message) -> Record:

@@ -2,6 +2,7 @@
 
 `up` is idempotent and waits until every part answers; then the database is migrated, the
 topics created and the schemas registered, so services can start at once.
+FINSYNC_STACK_SECURITY=scram-tls starts it with TLS and passwords (finsync.stack.security).
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from collections.abc import Callable
 from finsync.runtime import db, provision
 from finsync.runtime.serde import registry_client
 from finsync.settings import Settings
-from finsync.stack import kafka, postgres, registry
+from finsync.stack import kafka, postgres, registry, security
 from finsync.stack.process import StackError
 
 PARTS = (("postgres", postgres), ("registry", registry), ("kafka", kafka))
 
 
-def up(settings: Settings, say: Callable[[str], None] = print) -> None:
+def clients(settings: Settings) -> Settings:
+    """`settings` as a client of the local stack needs them in its security profile."""
+    return security.client_settings(settings, registry.url(settings))
+
+
+def up(settings: Settings, say: Callable[[str], None] = print) -> Settings:
+    """Start the stack; returns the settings its clients need."""
+    security.claim(settings, running=registry.running(settings) or kafka.running(settings))
+    if security.enabled(settings):
+        security.ensure(settings, say)
+    settings = clients(settings)
     for _, part in PARTS:  # the registry stores its schemas in PostgreSQL, so order matters
         part.start(settings, say)
     applied = db.migrate(settings)
@@ -29,12 +40,32 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> None:
         raise StackError(
             "schemas not registered:\n" + "\n".join(f"  {p.subject}: {p.reason}" for p in problems)
         )
+    return settings
 
 
 def down(settings: Settings) -> None:
-    for _, part in reversed(PARTS):
-        part.stop(settings)
+    """Stop every part, even when one of them fails to stop."""
+    failed = []
+    for name, part in reversed(PARTS):
+        try:
+            part.stop(settings)
+        except (StackError, OSError) as exc:
+            failed.append(f"{name}: {exc}")
+    if failed:
+        raise StackError("could not stop every part:\n" + "\n".join(failed))
 
 
 def status(settings: Settings) -> list[tuple[str, bool, str]]:
+    if security.enabled(settings) and not security.files(settings).credentials.exists():
+        never = f"not started with FINSYNC_STACK_SECURITY={security.SCRAM_TLS} in this home yet"
+        return [(name, False, never) for name, _ in PARTS]
+    settings = clients(settings)
     return [(name, *part.status(settings)) for name, part in PARTS]
+
+
+def exports(settings: Settings) -> list[str]:
+    """What to export in a shell so clients use this stack; empty in the plaintext profile,
+    whose defaults already point at it."""
+    if not security.enabled(settings):
+        return []
+    return security.exports(settings, registry.url(settings))

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from finsync.settings import Settings
+from finsync.stack import security
 from finsync.stack.process import Daemon, StackError, output_tail, port_open
 
 POM = Path(__file__).resolve().parents[3] / "deploy" / "local" / "kafka" / "pom.xml"
@@ -121,7 +122,36 @@ def _server_properties(settings: Settings) -> str:
         # Tests start consumers right away; don't wait 3 s for more group members.
         "group.initial.rebalance.delay.ms": "0",
     }
+    if security.enabled(settings):
+        props.update(_secure_properties(settings))
     return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def _secure_properties(settings: Settings) -> dict[str, str]:
+    """Clients get one listener, SASL_SSL with SCRAM; the broker talks to itself on it too.
+    The controller listener stays PLAINTEXT on 127.0.0.1: KRaft controllers cannot use SCRAM
+    (its credentials live in the metadata they serve), and clients are never sent there."""
+    f = security.files(settings)
+    controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{security.BROKER_USER}" password="{security.broker_password(settings)}";'
+    )
+    mechanism = security.SASL_MECHANISM
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{settings.kafka_port},CONTROLLER://{controller}",
+        "advertised.listeners": f"SASL_SSL://localhost:{settings.kafka_port},"
+        f"CONTROLLER://{controller}",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "SASL_SSL",
+        "sasl.enabled.mechanisms": mechanism,
+        "sasl.mechanism.inter.broker.protocol": mechanism,
+        f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(f.server_pem),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(f.ca_cert),
+    }
 
 
 def _cluster_id(settings: Settings) -> str:
@@ -137,14 +167,39 @@ def _cluster_id(settings: Settings) -> str:
 
 
 def _format_storage(settings: Settings, config: Path, say: Callable[[str], None]) -> None:
+    profile = security.profile(settings)
+    marker = _dir(settings) / "formatted-for"  # the profile the storage was formatted for
     if (_dir(settings) / "data" / "meta.properties").exists():
+        formatted_for = marker.read_text().strip() if marker.exists() else security.PLAINTEXT
+        if profile == security.SCRAM_TLS and formatted_for != profile:
+            raise StackError(
+                f"the Kafka storage in {_dir(settings) / 'data'} was formatted without SCRAM "
+                f"users, which FINSYNC_STACK_SECURITY={profile} needs: use another FINSYNC_HOME, "
+                "or run `finsync stack down` and delete that folder (its topics are lost)"
+            )
         return
     say("formatting Kafka storage (KRaft, single-node quorum) ...")
-    cmd = [*_java_cp(settings), "kafka.tools.StorageTool", "format", "--standalone",
-           "--cluster-id", _cluster_id(settings), "--config", str(config)]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    args = ["kafka.tools.StorageTool", "format", "--standalone",
+            "--cluster-id", _cluster_id(settings), "--config", str(config)]  # fmt: skip
+    if profile == security.SCRAM_TLS:
+        users = [
+            (security.CLIENT_USER, security.credentials(settings)["FINSYNC_KAFKA_SASL_PASSWORD"]),
+            (security.BROKER_USER, security.broker_password(settings)),
+        ]
+        for name, password in users:
+            args += ["--add-scram", f"{security.SASL_MECHANISM}=[name={name},password={password}]"]
+    # The arguments go through a file only we can read (java's @argfile), so the passwords
+    # never show in the process list; no perf data file records them either.
+    argfile = _dir(settings) / "format.args"
+    security.write_private(argfile, "".join(f'"{a}"\n' for a in args))
+    try:
+        cmd = [*_java_cp(settings), "-XX:-UsePerfData", f"@{argfile}"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        argfile.unlink()
     if result.returncode != 0:
         raise StackError(f"formatting Kafka storage failed:\n{output_tail(result)}")
+    marker.write_text(profile + "\n")
 
 
 def _answers(settings: Settings, timeout: float = 3.0) -> bool:
@@ -170,7 +225,7 @@ def start(settings: Settings, say: Callable[[str], None] = print) -> None:
         kafka_dir = _dir(settings)
         kafka_dir.mkdir(parents=True, exist_ok=True)
         config = kafka_dir / "server.properties"
-        config.write_text(_server_properties(settings))
+        security.write_private(config, _server_properties(settings))  # may hold a password
         _format_storage(settings, config, say)
         pid = daemon.start([*_java_cp(settings), "kafka.Kafka", str(config)], cwd=kafka_dir)
         say(f"starting Kafka {installed_version(settings)} (pid {pid}) ...")
@@ -179,6 +234,10 @@ def start(settings: Settings, say: Callable[[str], None] = print) -> None:
 
     daemon.await_ready("Kafka", lambda: _answers(settings), START_TIMEOUT, interval=1.0)
     say(f"Kafka is up on {settings.kafka_bootstrap}")
+
+
+def running(settings: Settings) -> bool:
+    return _daemon(settings).pid() is not None
 
 
 def stop(settings: Settings) -> None:

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ class Daemon:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                env={**_without_finsync(os.environ), **(env or {})},
                 cwd=cwd,
                 start_new_session=True,
             )
@@ -100,6 +100,11 @@ class Daemon:
         if answers():
             return True, f"running pid {pid} {where}"
         return False, f"not answering: pid {pid} {where}"
+
+
+def _without_finsync(env: Mapping[str, str]) -> dict[str, str]:
+    """The daemons need none of finsync's own settings, and some of those are passwords."""
+    return {k: v for k, v in env.items() if not k.startswith("FINSYNC_")}
 
 
 def _alive(pid: int) -> bool:

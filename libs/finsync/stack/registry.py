@@ -4,14 +4,21 @@ The ready-to-run Quarkus distribution is fetched from Maven Central with Maven's
 plugin (no pom needed) and unpacked under settings.home/registry. Storage is Apicurio's SQL
 storage on the stack's PostgreSQL (database `finsync_registry`), so schemas and their ids survive
 restarts; FINSYNC_REGISTRY_STORAGE=mem switches to an in-memory H2 database instead.
+
+In the secure profile (finsync.stack.security) Apicurio itself serves HTTPS with basic auth,
+so no proxy is needed: its build has Quarkus' TLS support and the embedded-users identity
+provider (quarkus-elytron-security-properties-file), and Apicurio puts basic auth in its
+authentication chain when quarkus.http.auth.basic is true, without any OIDC server.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -22,6 +29,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from finsync.settings import Settings
+from finsync.stack import security
 from finsync.stack.process import Daemon, StackError, output_tail, port_open
 
 VERSION = "3.3.3"
@@ -140,7 +148,34 @@ def _storage_env(settings: Settings, storage: str) -> dict[str, str]:
     }
 
 
+def url(settings: Settings, host: str = "localhost") -> str:
+    """Where clients of the local stack reach its registry."""
+    scheme = "https" if security.enabled(settings) else "http"
+    return f"{scheme}://{host}:{settings.registry_port}{CCOMPAT_PATH}"
+
+
+def _secure_config(settings: Settings) -> Path:
+    """Quarkus configuration for HTTPS only and basic auth, in a file only we can read, since
+    it holds the registry user's password (the environment would show it to `ps e`)."""
+    f = security.files(settings)
+    user, password = security.registry_user(settings)
+    props = {
+        "quarkus.tls.key-store.pem.0.cert": str(f.server_pem),
+        "quarkus.tls.key-store.pem.0.key": str(f.server_pem),
+        "quarkus.http.ssl-port": str(settings.registry_port),
+        "quarkus.http.insecure-requests": "disabled",  # no plain-HTTP port at all
+        # Quarkus logs that this one is fixed at build time; Apicurio reads it at run time
+        # all the same, to put basic auth in its authentication chain.
+        "quarkus.http.auth.basic": "true",
+        "quarkus.security.users.embedded.plain-text": "true",
+        f"quarkus.security.users.embedded.users.{user}": password,
+    }
+    security.write_private(f.registry_config, "".join(f"{k}={v}\n" for k, v in props.items()))
+    return f.registry_config
+
+
 def _env(settings: Settings, storage: str) -> dict[str, str]:
+    secure = security.enabled(settings)
     return {
         "QUARKUS_HTTP_HOST": "127.0.0.1",
         "QUARKUS_HTTP_PORT": str(settings.registry_port),
@@ -158,14 +193,21 @@ def _env(settings: Settings, storage: str) -> dict[str, str]:
         # although the compatibility check calls it incompatible. A level set via the API wins.
         "APICURIO_RULES_GLOBAL_COMPATIBILITY": "BACKWARD",
         **_storage_env(settings, storage),
+        **({"QUARKUS_CONFIG_LOCATIONS": str(_secure_config(settings))} if secure else {}),
     }
 
 
 def _answers(settings: Settings) -> bool:
     # The global compatibility level: read from storage, yet cheap (unlike listing subjects).
-    url = f"http://127.0.0.1:{settings.registry_port}{CCOMPAT_PATH}/config"
+    request = urllib.request.Request(f"{url(settings, '127.0.0.1')}/config")
+    context = None
+    if security.enabled(settings):
+        context = ssl.create_default_context(cafile=security.files(settings).ca_cert)
+        user, password = security.registry_user(settings)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(request, timeout=3, context=context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -200,7 +242,11 @@ def start(
         return
 
     daemon.await_ready("the registry", lambda: _answers(settings), START_TIMEOUT, interval=0.5)
-    say(f"schema registry is up on {settings.registry_url}")
+    say(f"schema registry is up on {url(settings)}")
+
+
+def running(settings: Settings) -> bool:
+    return _daemon(settings).pid() is not None
 
 
 def stop(settings: Settings) -> None:
@@ -211,5 +257,5 @@ def stop(settings: Settings) -> None:
 def status(settings: Settings) -> tuple[bool, str]:
     """(healthy, one line for humans)."""
     return _daemon(settings).status(
-        lambda: _answers(settings), f"on {settings.registry_url}, Apicurio Registry {VERSION}"
+        lambda: _answers(settings), f"on {url(settings)}, Apicurio Registry {VERSION}"
     )
