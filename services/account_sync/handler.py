@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finsync.contract.events import AccountUpserted, CustomerSynced, SyncAction
-from finsync.errors import DependencyNotReady
+from finsync.errors import DependencyNotReady, TransientError
 from finsync.ports.billing import Billing, BillingAccount
 from finsync.ports.crossref import AccountLink, CrossReference
 from finsync.ports.erp import Customer, Erp
@@ -34,7 +34,7 @@ class Systems:
 def sync_account(account: AccountUpserted, systems: Systems) -> list[CustomerSynced]:
     validate(account)
     crossref = systems.crossref
-    link = crossref.link(account.account_id)
+    link = crossref.link(account.account_id, lock=True)  # one transaction per account at a time
     if link is not None and account.version <= link.version:
         return [_synced(account, link, SyncAction.UNCHANGED)]  # stale or replayed: ignored
     parent = None
@@ -63,7 +63,7 @@ def sync_account(account: AccountUpserted, systems: Systems) -> list[CustomerSyn
         action = SyncAction.UPDATED
     else:
         action = SyncAction.UNCHANGED  # nothing the systems hold changed, or not its customer
-    crossref.save(new)
+    _save(systems.crossref, new)
     return [_synced(account, new, action)]
 
 
@@ -76,7 +76,13 @@ def _create_or_link(
         account.country,
         account.legal_entity,
         account.currency,
+        account.account_id,
     )
+    if systems.crossref.link(account.account_id) is not None:
+        # Another instance synced this account while we waited for the match lock.
+        raise TransientError(
+            f"account {account.account_id} was synced by another transaction meanwhile"
+        )
     if existing is not None:
         link = link_for(
             account,
@@ -85,7 +91,7 @@ def _create_or_link(
             match_rule(existing, account),
             existing.account_id,
         )
-        systems.crossref.save(link)
+        _save(systems.crossref, link)
         return _synced(account, link, SyncAction.UNCHANGED)  # no customer created or changed
     customer, billing_account = _details(account, parent)
     link = link_for(
@@ -93,8 +99,15 @@ def _create_or_link(
         systems.erp.create_customer(customer),
         systems.billing.create_account(billing_account),
     )
-    systems.crossref.save(link)
+    _save(systems.crossref, link)
     return _synced(account, link, SyncAction.CREATED)
+
+
+def _save(crossref: CrossReference, link: AccountLink) -> None:
+    if not crossref.save(link):  # a newer version was saved since this one was read
+        raise TransientError(
+            f"account {link.account_id} v{link.version} lost a race with a newer version"
+        )
 
 
 def _details(

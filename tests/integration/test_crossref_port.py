@@ -46,6 +46,7 @@ def duplicate_of(owner: AccountLink, rule: MatchRule, **changes: Any) -> Account
 def probe_of(link: AccountLink, **changes: Any) -> dict[str, Any]:
     """The arguments of match() for a new account like `link`."""
     fields = {
+        "account_id": uid("ACC"),
         "tax_id": link.tax_id,
         "normalized_name": link.normalized_name,
         "country": link.country,
@@ -173,3 +174,19 @@ def test_crossref_prefers_a_tax_id_match_to_a_name_match(crossref: CrossReferenc
     crossref.save(by_name)
     crossref.save(by_tax_id)
     assert crossref.match(**probe_of(by_name, tax_id=by_tax_id.tax_id)) == by_tax_id
+
+
+def test_crossref_keeps_the_newer_version_when_an_older_one_is_saved(
+    crossref: CrossReference,
+) -> None:
+    link = replace(a_link(), version=3)
+    assert crossref.save(link)
+    assert not crossref.save(replace(link, version=2, name="Stale Name GmbH"))
+    assert not crossref.save(replace(link, name="Same Version GmbH"))
+    assert crossref.link(link.account_id) == link
+
+
+def test_crossref_never_matches_an_account_with_itself(crossref: CrossReference) -> None:
+    owner = a_link()
+    crossref.save(owner)
+    assert crossref.match(**probe_of(owner, account_id=owner.account_id)) is None

@@ -53,14 +53,17 @@ class FakeCrossReference:
         self.links = {}  # account id -> AccountLink, in the order synced
         self.saves = 0
 
-    def link(self, account_id):
+    def link(self, account_id, lock=False):
         return self.links.get(account_id)
 
-    def match(self, tax_id, normalized_name, country, legal_entity, currency):
+    def match(self, tax_id, normalized_name, country, legal_entity, currency, account_id):
         owners = [
             x
             for x in self.links.values()
-            if x.owns_customer and x.legal_entity == legal_entity and x.currency == currency
+            if x.owns_customer
+            and x.account_id != account_id
+            and x.legal_entity == legal_entity
+            and x.currency == currency
         ]
         by_tax_id = [x for x in owners if x.tax_id is not None and x.tax_id == tax_id]
         by_name = [
@@ -72,8 +75,12 @@ class FakeCrossReference:
         return (by_tax_id + by_name + [None])[0]
 
     def save(self, link):
+        stored = self.links.get(link.account_id)
+        if stored is not None and stored.version >= link.version:
+            return False
         self.links[link.account_id] = link
         self.saves += 1
+        return True
 
 
 def systems():

@@ -24,9 +24,11 @@ class CrossReferenceStore:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
 
-    def link(self, account_id: str) -> AccountLink | None:
+    def link(self, account_id: str, lock: bool = False) -> AccountLink | None:
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM finsync.account_xref WHERE account_id = %s", (account_id,)
+            f"SELECT {_COLUMNS} FROM finsync.account_xref WHERE account_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (account_id,),
         ).fetchone()
         return None if row is None else _link(row)
 
@@ -37,21 +39,22 @@ class CrossReferenceStore:
         country: str,
         legal_entity: str,
         currency: str,
+        account_id: str,
     ) -> AccountLink | None:
         # One lock for every match: accounts are few, and a duplicate created twice is not.
         self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('finsync.account_xref.match'))")
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM finsync.account_xref WHERE matched_account_id IS NULL "
-            "AND legal_entity = %s AND currency = %s "
+            "AND account_id <> %s AND legal_entity = %s AND currency = %s "
             "AND ((tax_id IS NOT NULL AND tax_id = %s) "
             "     OR (normalized_name = %s AND country = %s "
             "         AND (tax_id IS NULL OR %s::text IS NULL))) "
             "ORDER BY (tax_id IS NOT DISTINCT FROM %s) DESC, synced_at LIMIT 1",
-            (legal_entity, currency, tax_id, normalized_name, country, tax_id, tax_id),
+            (account_id, legal_entity, currency, tax_id, normalized_name, country, tax_id, tax_id),
         ).fetchone()
         return None if row is None else _link(row)
 
-    def save(self, link: AccountLink) -> None:
+    def save(self, link: AccountLink) -> bool:
         values = (
             link.account_id,
             link.erp_customer_id,
@@ -69,9 +72,11 @@ class CrossReferenceStore:
             link.matched_account_id,
         )
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ")[1:])
-        self.conn.execute(
+        saved = self.conn.execute(
             f"INSERT INTO finsync.account_xref ({_COLUMNS}) "
             f"VALUES ({', '.join(['%s'] * len(values))}) "
-            f"ON CONFLICT (account_id) DO UPDATE SET {updates}, synced_at = now()",
+            f"ON CONFLICT (account_id) DO UPDATE SET {updates}, synced_at = now() "
+            "WHERE finsync.account_xref.version < EXCLUDED.version RETURNING 1",
             values,
-        )
+        ).fetchone()
+        return saved is not None

@@ -40,8 +40,9 @@ class AccountLink:
 
 
 class CrossReference(Protocol):
-    def link(self, account_id: str) -> AccountLink | None:
-        """The account's link, None if it is not synced (yet)."""
+    def link(self, account_id: str, lock: bool = False) -> AccountLink | None:
+        """The account's link, None if it is not synced (yet). With `lock`, no other
+        transaction can change it until this one ends."""
 
     def match(
         self,
@@ -50,12 +51,14 @@ class CrossReference(Protocol):
         country: str,
         legal_entity: str,
         currency: str,
+        account_id: str,
     ) -> AccountLink | None:
         """An account that owns a customer of the same legal entity and currency with the same
         tax id, else the same normalized name in the same country (unless both have tax ids,
-        which differ: two companies). Serializes with other
+        which differ: two companies), never `account_id` itself. Serializes with other
         matches until the transaction ends, so two duplicates arriving at once cannot both
         create a customer."""
 
-    def save(self, link: AccountLink) -> None:
-        """Insert or replace the account's link."""
+    def save(self, link: AccountLink) -> bool:
+        """Insert the account's link, or replace it with a newer version; False (and nothing
+        saved) if the stored version is not older: versions only move forward."""
