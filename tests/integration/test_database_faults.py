@@ -10,13 +10,18 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from finsync.contract.events import CreditMemoIssued
-from finsync.runtime import clients, db
-from finsync.runtime.messages import Outgoing
+from finsync.runtime import db
 from finsync.runtime.serde import Serde
 from finsync.scenario import documents
 from finsync.settings import Settings
-from tests.support import Forwarder, ServiceProcess, eventually, journals, publish
+from tests.support import (
+    Forwarder,
+    ServiceProcess,
+    eventually,
+    journals,
+    publish,
+    publish_to_partition,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +68,8 @@ def test_a_row_lock_held_elsewhere_does_not_hold_up_the_records_behind(
                 "SELECT 1 FROM erp.ar_open_items WHERE invoice_id = %s FOR UPDATE",
                 (invoice.invoice_id,),
             )
-            key = memo.credit_memo_id.encode()  # one key: the invoice waits behind the memo
-            clients.send(
-                clients.producer(settings, "test"),
-                [
-                    Outgoing(CreditMemoIssued.TOPIC, key, serde.encode(memo), []),
-                    Outgoing(behind.TOPIC, key, serde.encode(behind), []),
-                ],
-            )
+            # The memo waits for the lock; the invoice of another key must not wait with it.
+            publish_to_partition(settings, serde, 0, [memo, behind])
             eventually(
                 lambda: journals(settings, f"invoice:{behind.invoice_id}") == 1,
                 30,

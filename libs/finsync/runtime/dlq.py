@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
 from confluent_kafka import Producer
 
 from finsync.contract.topics import dlq_topic, retry_topic
@@ -127,23 +128,26 @@ def replay(
     progress: Callable[[int], None] = lambda _: None,
 ) -> list[ReplayResult]:
     """Send each dead letter back through its service's retry topic, at most
-    `rate_per_second`, and record who replayed what, when, and how it went."""
+    `rate_per_second`. Who replays what is recorded before anything is sent, and each
+    letter's outcome as soon as it is known, so an interrupted replay leaves its trace."""
     who = by or getpass.getuser()
+    replay_id = str(uuid.uuid4())
     producer = None if dry_run else clients.producer(settings, "finsync-dlq-replay")
     results: list[ReplayResult] = []
     interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
-    for i, letter in enumerate(letters):
-        started = time.monotonic()
-        message = replay_message(letter, str(uuid.uuid4()))
-        outcome = "would-replay"
-        if producer is not None:
-            outcome = _send(producer, message)
-        results.append(ReplayResult(letter, outcome))
-        progress(i + 1)
-        pause = interval - (time.monotonic() - started)
-        if pause > 0 and i + 1 < len(letters):
-            time.sleep(pause)
-    _audit(settings, who, results, dry_run)
+    with db.connect(settings, autocommit=True) as conn:
+        rows = _record_intent(conn, replay_id, who, letters, dry_run)
+        for i, (letter, row) in enumerate(zip(letters, rows, strict=True)):
+            started = time.monotonic()
+            outcome = "would-replay"
+            if producer is not None:
+                outcome = _send(producer, replay_message(letter, replay_id))
+            _record_outcome(conn, row, outcome)
+            results.append(ReplayResult(letter, outcome))
+            progress(i + 1)
+            pause = interval - (time.monotonic() - started)
+            if pause > 0 and i + 1 < len(letters):
+                time.sleep(pause)
     return results
 
 
@@ -156,25 +160,34 @@ def _send(producer: Producer, message: Outgoing) -> str:
     return "replayed"
 
 
-def _audit(settings: Settings, who: str, results: list[ReplayResult], dry_run: bool) -> None:
-    with db.connect(settings) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO finsync.replay_audit (replayed_by, service, dlq_topic, dlq_partition, "
-            "dlq_offset, message_key, error_class, target_topic, dry_run, outcome) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (
-                    who,
-                    r.letter.service,
-                    r.letter.record.topic,
-                    r.letter.record.partition,
-                    r.letter.record.offset,
-                    r.letter.record.key_text,
-                    r.letter.error_class,
-                    retry_topic(r.letter.service),
-                    dry_run,
-                    r.outcome,
-                )
-                for r in results
-            ],
-        )
+def _record_intent(
+    conn: psycopg.Connection, replay_id: str, who: str, letters: list[DeadLetter], dry_run: bool
+) -> list[int]:
+    """One audit row per letter, outcome 'intended', committed before anything is sent."""
+    rows = conn.execute(
+        "INSERT INTO finsync.replay_audit (replay_id, replayed_by, service, dlq_topic, "
+        "dlq_partition, dlq_offset, message_key, error_class, target_topic, dry_run, outcome) "
+        "SELECT %s, %s, s, t, p, o, k, e, r, %s, 'intended' FROM unnest("
+        "%s::text[], %s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
+        "WITH ORDINALITY AS x(s, t, p, o, k, e, r, n) ORDER BY n RETURNING id",
+        (
+            replay_id,
+            who,
+            dry_run,
+            [x.service for x in letters],
+            [x.record.topic for x in letters],
+            [x.record.partition for x in letters],
+            [x.record.offset for x in letters],
+            [x.record.key_text for x in letters],
+            [x.error_class for x in letters],
+            [retry_topic(x.service) for x in letters],
+        ),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def _record_outcome(conn: psycopg.Connection, row: int, outcome: str) -> None:
+    conn.execute(
+        "UPDATE finsync.replay_audit SET outcome = %s, finished_at = now() WHERE id = %s",
+        (outcome, row),
+    )
