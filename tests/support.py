@@ -7,12 +7,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from finsync.contract.events import Event
+from finsync.contract.events import AccountUpserted, Event
 from finsync.runtime import clients, db, outbox
 from finsync.runtime.messages import Outgoing, Record
 from finsync.runtime.serde import Serde
@@ -174,3 +175,21 @@ class Forwarder:
 
     def stop(self) -> None:
         self.listener.close()
+
+
+def crm_account(account_id: str, version: int, name: str, **fields: object) -> AccountUpserted:
+    """A CRM account of ACME-DE, as the CRM would publish it; `fields` override any field."""
+    values: dict[str, object] = dict(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        source="crm",
+        correlation_id=f"corr-{account_id}",
+        account_id=account_id,
+        name=name,
+        country="DE",
+        currency="EUR",
+        tax_id=f"DE{uuid.uuid4().int % 10**12:012d}",
+        legal_entity="ACME-DE",
+        version=version,
+    )
+    return AccountUpserted(**{**values, **fields})  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -20,24 +19,14 @@ from finsync.runtime import db
 from finsync.settings import Settings
 from services.account_sync.handler import sync_account
 from services.account_sync.main import bind
+from tests.support import crm_account
 
 pytestmark = pytest.mark.integration
 
 
 def version(account_id: str, n: int) -> AccountUpserted:
-    return AccountUpserted(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC),
-        source="crm",
-        correlation_id=f"corr-{account_id}",
-        account_id=account_id,
-        name=f"Concurrent Version {n} {account_id}",
-        country="DE",
-        currency="EUR",
-        tax_id=f"DE{account_id[-10:]}",
-        legal_entity="ACME-DE",
-        version=n,
-    )
+    name = f"Concurrent Version {n} {account_id}"
+    return crm_account(account_id, n, name, tax_id=f"DE{account_id[-10:]}")
 
 
 def sync(conn: psycopg.Connection, event: AccountUpserted) -> list[CustomerSynced]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.support import (
     FAST_RETRIES,
     ServiceProcess,
     TopicTail,
+    crm_account,
     drain,
     eventually,
     publish,
@@ -31,20 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 def account(account_id: str, version: int, name: str, parent: str | None = None) -> AccountUpserted:
-    return AccountUpserted(
-        event_id=uuid.uuid4(),
-        occurred_at=datetime.now(UTC),
-        source="crm",
-        correlation_id=f"corr-{account_id}",
-        account_id=account_id,
-        name=name,
-        country="DE",
-        currency="EUR",
-        tax_id=f"DE{uuid.uuid4().int % 10**12:012d}",
-        parent_account_id=parent,
-        legal_entity="ACME-DE",
-        version=version,
-    )
+    return crm_account(account_id, version, name, parent_account_id=parent)
 
 
 def test_three_records_of_a_key_take_effect_in_order_while_the_first_waits_and_others_flow(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from finsync.contract.events import AccountUpserted
 from finsync.runtime import dlq
 from finsync.runtime.serde import Serde
 from finsync.settings import Settings
-from tests.support import FAST_RETRIES, ServiceProcess, eventually, publish
+from tests.support import FAST_RETRIES, ServiceProcess, crm_account, eventually, publish
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +24,8 @@ def test_no_name_email_domain_or_tax_id_appears_in_the_service_log(
     tag = uuid.uuid4().hex[:10]
 
     def account(n: int, name: str, **changes: object) -> AccountUpserted:
-        fields: dict[str, object] = dict(
-            event_id=uuid.uuid4(),
-            occurred_at=datetime.now(UTC),
-            source="crm",
-            correlation_id=f"corr-{tag}-{n}",
-            account_id=f"PII-{tag}-{n}",
-            name=name,
-            country="DE",
-            currency="EUR",
-            tax_id=f"DE{tag}{n}",
-            email_domain=f"mail-{tag}-{n}.example",
-            legal_entity="ACME-DE",
-            version=1,
-        )
-        return AccountUpserted(**{**fields, **changes})  # type: ignore[arg-type]
+        personal = {"tax_id": f"DE{tag}{n}", "email_domain": f"mail-{tag}-{n}.example"}
+        return crm_account(f"PII-{tag}-{n}", 1, name, **{**personal, **changes})
 
     accounts = [
         account(1, f"Valid Person {tag}"),
