@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -98,7 +99,7 @@ class BatchProcessor:
         fails, that transaction is rolled back and the batch is redone with a savepoint per
         record, so the failing one is routed alone and the others still take effect.
         """
-        decoded = [self._decode_or_error(r) for r in records]
+        decoded = [self._decode_or_error(self._as_published(r)) for r in records]
         try:
             return self._apply(conn, decoded, isolate=False)
         except _Queued:
@@ -110,6 +111,14 @@ class BatchProcessor:
                 "a record failed (%s); redoing the batch record by record", type(exc).__name__
             )
             return self._apply(conn, decoded, isolate=True)
+
+    def _as_published(self, record: Record) -> Record:
+        """A record of an input topic is a first delivery: headers there under finsync's own
+        names were set or copied by its publisher, and must not pass for a retry's (a ticket
+        in its key's queue, attempts so far). Records of the retry topic carry ours."""
+        if record.topic not in self.service.handlers:
+            return record
+        return replace(record, headers=failures.publisher_headers(record))
 
     def _decode_or_error(self, record: Record) -> Decoded:
         try:

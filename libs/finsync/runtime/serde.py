@@ -7,6 +7,7 @@ a registry we cannot reach is ours (an outage).
 from __future__ import annotations
 
 import json
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
 
 
 SCHEMA_NOT_FOUND = 40403  # the Confluent API's error code for an unknown schema id
+GUID_FRAMING = 1  # the magic byte of the framing that names the schema by GUID, not by id
 
 
 def _outage(exc: Exception) -> bool:
@@ -110,6 +112,13 @@ class Serde:
         try:
             record = deserializer(data, SerializationContext(topic, MessageField.VALUE))
         except SchemaRegistryError as exc:
+            if data[0] == GUID_FRAMING and exc.http_status_code == 404:
+                # A registry without GUID lookups (Apicurio's) answers 404 with no error code for
+                # every GUID: the schema is not known there, which is no outage of ours.
+                raise UnknownSchema(
+                    f"schema GUID {uuid.UUID(bytes=data[1:17])} is not known to the schema "
+                    f"registry ({exc.error_message})"
+                ) from exc
             if _outage(exc):
                 raise Outage(f"schema registry unusable: {exc}") from exc
             schema_id = int.from_bytes(data[1:5], "big") if len(data) >= 5 else None
