@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install up down status lint schemas-check test test-unit test-integration test-e2e demo bench clean
+.PHONY: install up down status lint schemas-check test test-unit test-integration test-e2e demo bench chaos clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ demo: up
 
 bench: up
 	$(BIN)/python -m finsync.bench.invoice_poster
+
+# The order-to-cash scenario at FINSYNC_CHAOS_EVENTS (100000) events while services, Kafka,
+# PostgreSQL and the registry are killed and brought back; fails unless the books are right.
+chaos: up
+	$(BIN)/python -m finsync.scenario.chaos
 
 clean: down
 	rm -rf .finsync

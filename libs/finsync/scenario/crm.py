@@ -201,7 +201,8 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
     invalid_opps = invalid_opportunities(rng, tag, plain[0], as_of)
     for o, error in invalid_opps:
         expected.dead_letter("subscription-activator", o.opportunity_id, error)
-    orphan_opp = opportunity(rng, tag, 9001, orphan, as_of)
+    # Numbered past the valid deals: with 9,001 buyers or more, 9001 was one of theirs.
+    orphan_opp = opportunity(rng, tag, 9000 + len(buyers) + 1, orphan, as_of)
     expected.dead_letter("subscription-activator", orphan_opp.opportunity_id, "DependencyNotReady")
     expected.dead_letter("subscription-activator", f"OPP-{tag}-UNREADABLE", "UndecodableEvent")
 
