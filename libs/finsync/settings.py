@@ -53,6 +53,7 @@ class Settings:
     registry_ca_location: str
     topic_partitions: int
     batch_size: int
+    session_timeout_seconds: float  # a member silent this long leaves its group
     retry_base_seconds: float
     retry_max_seconds: float
     inbox_retention_days: int
@@ -98,6 +99,7 @@ class Settings:
             registry_ca_location=get("REGISTRY_CA_LOCATION", ""),
             topic_partitions=int(get("TOPIC_PARTITIONS", "3")),
             batch_size=int(get("BATCH_SIZE", "500")),
+            session_timeout_seconds=float(get("SESSION_TIMEOUT_SECONDS", "10")),
             retry_base_seconds=float(get("RETRY_BASE_SECONDS", "1")),
             retry_max_seconds=float(get("RETRY_MAX_SECONDS", "300")),
             inbox_retention_days=int(get("INBOX_RETENTION_DAYS", "14")),

@@ -55,6 +55,10 @@ def consumer(settings: Settings, group: str, **extra: object) -> Consumer:
             "client.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Shorter than Kafka's 45 s, so a killed instance's partitions move within seconds.
+            # Heartbeats come from librdkafka's own thread, so a long batch does not miss them.
+            "session.timeout.ms": int(settings.session_timeout_seconds * 1000),
+            "heartbeat.interval.ms": max(1000, int(settings.session_timeout_seconds * 1000 / 3)),
             **extra,
         }
     )

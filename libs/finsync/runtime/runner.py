@@ -47,12 +47,15 @@ def policy(settings: Settings, service: str) -> RetryPolicy:
 
 
 def run(name: str, settings: Settings | None = None) -> None:
-    settings = settings or Settings.from_env()
-    service = load(name)
-    telemetry.setup(service.name, settings.log_level)
+    # First of all, so a stop asked for while the service is still loading is a clean stop.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    settings = settings or Settings.from_env()
+    service = load(name)
+    telemetry.setup(service.name, settings.log_level)
+    if stop.is_set():
+        return
     if not _wait_for_database(settings, stop):
         return
 

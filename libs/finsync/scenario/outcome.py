@@ -47,3 +47,17 @@ def dead_keys(settings: Settings, s: Scenario, service: str, since_ms: int) -> d
         x.record.key_text or "": x.error_class
         for x in dead_letters(settings, s, since_ms, [service])
     }
+
+
+def dead_letter_differences(
+    settings: Settings, s: Scenario, since_ms: int
+) -> tuple[list[str], list[str]]:
+    """The run's dead letters against the scenario's: ("service key error" dead-lettered but not
+    expected so, "service key error" expected but never dead-lettered)."""
+    unexpected, missing = [], []
+    for service in SERVICES:
+        got = dead_keys(settings, s, service, since_ms)
+        want = s.expected.dead.get(service, {})
+        unexpected += [f"{service} {k} {e}" for k, e in sorted(got.items()) if want.get(k) != e]
+        missing += [f"{service} {k} {e}" for k, e in sorted(want.items()) if k not in got]
+    return unexpected, missing

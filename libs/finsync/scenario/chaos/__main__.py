@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -45,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         console.print(f"[dim]{time.monotonic() - t0:5.0f}s ·[/dim] {text}")
 
+    # SIGTERM as Ctrl-C: the run stops its services and brings the stack back before it ends.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     console.rule(f"[bold]finsync chaos[/bold] — {config.events:,} events, seed {config.seed}")
-    figures = run(config, logs, say)
+    try:
+        figures = run(config, logs, say)
+    except KeyboardInterrupt:  # run() has stopped its services and mended the stack
+        console.print("[red]interrupted[/red]: no figures")
+        return 130
     print_figures(console, figures)
     for path in filter(None, (logs / "figures.json", args.report)):
         figures.write(path)

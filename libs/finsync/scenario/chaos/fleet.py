@@ -6,6 +6,7 @@ run can go on and show what else it broke.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from finsync.scenario.processes import ServiceProcess
 
-START_TIMEOUT = 90.0  # seconds for the first instances to say "started"
+START_TIMEOUT = 90.0  # seconds for an instance to subscribe
+SUBSCRIBED = "consuming "  # the consumer loop's first line, once it has subscribed
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Fleet:
         for name in self.names:
             self.main[name] = self._process(name)
         for process in self.main.values():
-            process.wait_log("started", START_TIMEOUT)
+            process.wait_log(SUBSCRIBED, START_TIMEOUT)
         self._watch.start()
 
     def kill(self, name: str) -> None:
@@ -79,13 +81,17 @@ class Fleet:
             self.second.clear()
 
     def _stop_one(self, process: ServiceProcess) -> None:
+        # Stopped before it has subscribed, a process would not have joined the group (no
+        # rebalance to speak of), or even set up its signal handlers (SIGTERM kills it).
+        with contextlib.suppress(RuntimeError, TimeoutError):  # exited, or stuck: stop says
+            process.wait_log(SUBSCRIBED, START_TIMEOUT)
         try:
             code = process.stop()
         except RuntimeError as exc:  # did not stop on SIGTERM
             self.exits.append(Exit(process.name, str(exc), process.log))
             return
         if code != 0:
-            self.exits.append(Exit(process.name, f"exit code {code} on SIGTERM", process.log))
+            self.exits.append(Exit(process.name, f"ended with {code} when stopped", process.log))
 
     def _watch_loop(self) -> None:
         while not self._stop.wait(1.0):

@@ -171,9 +171,8 @@ class Flow:
             want = {sv: self.s.expected.dead.get(sv, {}) for sv in services}
             got = {sv: dead_keys(self.settings, self.s, sv, self.outcome.started_ms)
                    for sv in services}  # fmt: skip
-            return sum(len(set(got[sv]) & set(want[sv])) for sv in services), sum(
-                len(w) for w in want.values()
-            )
+            seen = sum(len(set(got[sv]) & set(want[sv])) for sv in services)
+            return seen, sum(len(w) for w in want.values())
 
         return check
 

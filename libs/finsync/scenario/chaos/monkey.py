@@ -18,6 +18,7 @@ from typing import Protocol
 from finsync.scenario.chaos import infra
 from finsync.scenario.chaos.fleet import Fleet
 from finsync.settings import Settings
+from finsync.stack.process import StackError
 
 KILL = "service SIGKILLed and restarted"
 JOIN = "second instance joins"
@@ -135,7 +136,11 @@ class Monkey:
         except Exception as exc:  # recorded as a finding, never a silent end of the schedule
             error = f"{type(exc).__name__}: {exc}"
             self.say(f"[red]fault {fault.kind} {fault.target} failed: {error}[/red]")
-            infra.heal(self.settings, self.say)
+            try:
+                infra.heal(self.settings, self.say)
+            except StackError as lasting:  # no more faults on a stack that cannot come back
+                self.say(f"[red]the stack did not come back: {lasting}[/red]")
+                self._abort.set()
         self.injected.append(
             Injected(
                 fault,
