@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from finsync.contract.events import JournalLine
@@ -112,6 +113,7 @@ class Journal:
     currency: str
     description: str
     lines: tuple[JournalLine, ...]
+    accounting_date: date | None = None  # the document's date; None: the day it is posted
 
     def __post_init__(self) -> None:
         lines = [x for x in self.lines if x.debit or x.credit]
