@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import random
 import uuid
 
@@ -7,6 +8,12 @@ import pytest
 
 from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
+
+# Tests write to a database of their own (the stack creates it), so the books a user or
+# `make demo` keeps in `finsync` never hold test data; services the tests start inherit it.
+if "FINSYNC_DATABASE_URL" not in os.environ:
+    _base = Settings.from_env().database_url.rsplit("/", 1)[0]
+    os.environ["FINSYNC_DATABASE_URL"] = f"{_base}/finsync_test"
 
 
 @pytest.fixture(scope="session")

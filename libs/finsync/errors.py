@@ -30,6 +30,11 @@ class InvalidEvent(PermanentError):
     """Schema-valid, but it breaks a business rule (e.g. lines do not sum to the total)."""
 
 
+class ConflictingResend(PermanentError):
+    """A document that took effect before, re-sent under its business key with other content
+    (e.g. a corrected invoice under the same invoice id): it is never applied over the first."""
+
+
 class UnexpectedError(PermanentError):
     """The handler failed in a way nobody classified: kept as a dead letter, not a crash."""
 

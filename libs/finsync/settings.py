@@ -6,16 +6,19 @@ which is where `finsync stack up` starts the embedded stack.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from finsync.domain.write_off import Tolerance, Tolerances, parse_tolerance
+
 KAFKA_LOG = logging.getLogger("finsync.kafka")
 _BUDGET = "FINSYNC_RETRY_BUDGET_SECONDS_"  # + the service's name, e.g. ..._PAYMENT_SETTLER
+_TOLERANCE = "FINSYNC_PAYMENT_TOLERANCE"  # every currency; + _<CURRENCY> for one, e.g. ..._JPY
 
 
 def _project_root() -> Path:
@@ -24,14 +27,30 @@ def _project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
-def _amount(name: str, value: str) -> Decimal:
+def _tolerances(env: Mapping[str, str]) -> Tolerances:
+    """Write-off tolerances: FINSYNC_PAYMENT_TOLERANCE_<CURRENCY> for one currency, else
+    FINSYNC_PAYMENT_TOLERANCE for every currency, else each currency's default."""
+
+    def parse(name: str, value: str, currency: str | None = None) -> Tolerance:
+        try:
+            return parse_tolerance(value, currency)
+        except ValueError as exc:
+            raise SystemExit(f"{name}={value!r} {exc}") from None
+
+    by_currency: dict[str, Tolerance] = {}
+    for name, value in env.items():
+        if name.startswith(f"{_TOLERANCE}_"):
+            currency = name.removeprefix(f"{_TOLERANCE}_").upper()
+            by_currency[currency] = parse(name, value, currency)
+    overall = env.get(_TOLERANCE)
+    return Tolerances(None if overall is None else parse(_TOLERANCE, overall), by_currency)
+
+
+def _os_user() -> str:
     try:
-        amount = Decimal(value)
-    except ArithmeticError:
-        amount = Decimal(-1)
-    if not amount.is_finite() or amount < 0:
-        raise SystemExit(f"{name}={value!r} is not an amount of zero or more, such as 0.05")
-    return amount
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry, as in some containers
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -64,9 +83,10 @@ class Settings:
     db_lock_timeout_seconds: float
     db_idle_in_transaction_timeout_seconds: float
     db_keepalive_seconds: int  # TCP keepalive idle time, both ends of every connection
-    payment_tolerance: Decimal
+    payment_tolerances: Tolerances  # write-off tolerance per currency
     log_level: str
     stack_security: str
+    operator: str  # who closes and opens accounting periods, for their audit
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,11 +136,10 @@ class Settings:
                 get("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", "60")
             ),
             db_keepalive_seconds=int(get("DB_KEEPALIVE_SECONDS", "30")),
-            payment_tolerance=_amount(
-                "FINSYNC_PAYMENT_TOLERANCE", get("PAYMENT_TOLERANCE", "0.05")
-            ),
+            payment_tolerances=_tolerances(e),
             log_level=get("LOG_LEVEL", "INFO"),
             stack_security=get("STACK_SECURITY", "plaintext"),
+            operator=get("OPERATOR", "") or _os_user(),
         )
 
     def retry_budget(self, service: str) -> float:

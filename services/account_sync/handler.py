@@ -2,21 +2,24 @@
 
 A version not newer than the one synced changes nothing. A new account that duplicates an
 existing customer (same tax id, or same name and country) is linked to it, not created again.
-A child account waits, through retries, for its parent to be synced.
+A child account waits, through retries, for its parent to be synced. A version that changes
+the account's currency or legal entity while business is open under it (open invoices,
+subscriptions not ended) is refused whole: a dead letter that says why.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from finsync.contract.events import AccountUpserted, CustomerSynced, SyncAction
-from finsync.errors import DependencyNotReady, TransientError
+from finsync.errors import DependencyNotReady, InvalidEvent, TransientError
 from finsync.ports.billing import Billing, BillingAccount
 from finsync.ports.crossref import AccountLink, CrossReference
 from finsync.ports.erp import Customer, Erp
 
 from .matching import normalize_name, normalize_tax_id
-from .rules import changed, link_for, match_rule, validate
+from .rules import OpenBusiness, changed, link_for, match_rule, moves, refusal, validate
 
 SOURCE = "finsync.account-sync"
 
@@ -56,6 +59,7 @@ def sync_account(account: AccountUpserted, systems: Systems) -> list[CustomerSyn
         link.match_rule,
         link.matched_account_id,
     )
+    _refuse_a_move_under_open_business(link, new, systems)
     if link.owns_customer and changed(link, new):
         customer, billing_account = _details(account, parent)
         systems.erp.update_customer(link.erp_customer_id, customer)
@@ -65,6 +69,28 @@ def sync_account(account: AccountUpserted, systems: Systems) -> list[CustomerSyn
         action = SyncAction.UNCHANGED  # nothing the systems hold changed, or not its customer
     _save(systems.crossref, new)
     return [_synced(account, new, action)]
+
+
+def _refuse_a_move_under_open_business(
+    link: AccountLink, new: AccountLink, systems: Systems
+) -> None:
+    """Raises InvalidEvent when `new` moves the account's currency or legal entity while
+    business is open under it. Nothing of the version is applied, and the cross-reference
+    keeps the version applied last: a later version without the move goes through, and the
+    refused one, replayed after it, is stale."""
+    if not moves(link, new):
+        return
+    # An owner's customer and billing account also carry its linked duplicates' business.
+    accounts = (
+        systems.crossref.sharing(link.erp_customer_id) if link.owns_customer else [link.account_id]
+    )
+    business = OpenBusiness(
+        invoices=systems.erp.open_invoices(accounts),
+        subscriptions=systems.billing.active_subscriptions(accounts, datetime.now(UTC).date()),
+    )
+    reason = refusal(link, new, business)
+    if reason is not None:
+        raise InvalidEvent(reason)
 
 
 def _create_or_link(

@@ -3,6 +3,8 @@ hold."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from finsync.contract.events import AccountUpserted
 from finsync.domain.accounting import MINOR_UNITS
 from finsync.domain.countries import COUNTRIES
@@ -75,3 +77,54 @@ def changed(link: AccountLink, new: AccountLink) -> bool:
         "parent_account_id",
     )
     return any(getattr(link, f) != getattr(new, f) for f in fields)
+
+
+# What open business is bound to: an invoice or subscription cannot change currency or company.
+BOUND_FIELDS = (("currency", "currency"), ("legal_entity", "legal entity"))
+
+
+@dataclass(frozen=True)
+class OpenBusiness:
+    """What is open under an account: invoices with an amount open, subscriptions not ended."""
+
+    invoices: int
+    subscriptions: int
+
+    def __bool__(self) -> bool:
+        return self.invoices > 0 or self.subscriptions > 0
+
+    def __str__(self) -> str:
+        parts = [
+            f"{n} {what}{'' if n == 1 else 's'}"
+            for n, what in (
+                (self.invoices, "open invoice"),
+                (self.subscriptions, "active subscription"),
+            )
+            if n
+        ]
+        return ", ".join(parts) or "nothing open"
+
+
+def moves(link: AccountLink, new: AccountLink) -> list[str]:
+    """What a newer version moves that open business is bound to, e.g. 'currency from EUR to
+    USD'; empty when it moves nothing of the kind."""
+    return [
+        f"{label} from {getattr(link, field)} to {getattr(new, field)}"
+        for field, label in BOUND_FIELDS
+        if getattr(link, field) != getattr(new, field)
+    ]
+
+
+def refusal(link: AccountLink, new: AccountLink, business: OpenBusiness) -> str | None:
+    """Why the version `new` may not be applied over `link`, None if it may: no version moves
+    an account's currency or legal entity while business is open under it. Ids and codes
+    only: the reason is kept with the dead letter."""
+    moved = moves(link, new)
+    if not moved or not business:
+        return None
+    whose = "its customer has" if link.owns_customer else "it has"
+    return (
+        f"account {new.account_id} v{new.version} changes its {' and '.join(moved)} while "
+        f"{whose} open business: {business}. The whole version is refused and v{link.version} "
+        "stays in force; close or move that business first, or send a version without the change"
+    )

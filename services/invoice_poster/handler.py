@@ -9,16 +9,18 @@ from finsync.contract.events import (
     InvoicePosted,
     JournalLine,
 )
+from finsync.domain.tax import check_tax
 from finsync.errors import DependencyNotReady
 from finsync.ports.erp import Erp, OpenItem, Posted
 
-from .posting import credit_memo_journal, invoice_journal
+from .posting import credit_memo_posting, invoice_posting
 
 SOURCE = "finsync.invoice-poster"
 
 
 def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
-    journal = invoice_journal(invoice)
+    journal, lines = invoice_posting(invoice)
+    _check_tax(invoice, f"invoice {invoice.invoice_id}", invoice.legal_entity, erp, True)
     item = OpenItem(
         invoice_id=invoice.invoice_id,
         invoice_number=invoice.invoice_number,
@@ -30,7 +32,7 @@ def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
         original_amount=invoice.total,
         open_amount=invoice.total,
     )
-    posted = erp.post_invoice(item, journal)
+    posted = erp.post_invoice(item, journal, lines)
     return [_posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal.lines)]
 
 
@@ -41,9 +43,30 @@ def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
             f"credit memo {memo.credit_memo_id} refers to invoice {memo.invoice_id}, "
             "which is not posted (yet)"
         )
-    journal = credit_memo_journal(memo, invoice.currency, invoice.legal_entity)
-    posted = erp.post_credit_memo(memo.credit_memo_id, memo.invoice_id, memo.total, journal)
+    # Locked until the batch commits: a recognition run cannot release what the memo takes.
+    invoice_lines = erp.lines_to_credit(memo.invoice_id)
+    journal, credits = credit_memo_posting(
+        memo, invoice.currency, invoice.legal_entity, invoice_lines
+    )
+    # A memo credits some of the invoice's lines: each line's tax is the share it was given.
+    _check_tax(memo, f"credit memo {memo.credit_memo_id}", invoice.legal_entity, erp, False)
+    posted = erp.post_credit_memo(
+        memo.credit_memo_id, memo.invoice_id, memo.total, journal, credits
+    )
     return [_posted(memo, DocumentType.CREDIT_MEMO, memo.credit_memo_id, posted, journal.lines)]
+
+
+def _check_tax(
+    doc: InvoiceIssued | CreditMemoIssued,
+    what: str,
+    legal_entity: str,
+    erp: Erp,
+    whole_document: bool,
+) -> None:
+    """Lines that carry their tax rate must be taxed as the ERP says the entity rounds tax."""
+    if any(x.tax_rate is not None for x in doc.lines):
+        rounding = erp.tax_rounding(legal_entity)
+        check_tax(what, doc.lines, doc.currency, rounding, whole_document)
 
 
 def _posted(
@@ -65,4 +88,5 @@ def _posted(
         currency=doc.currency,
         journal_lines=list(lines),
         posted_at=posted.posted_at,
+        accounting_date=posted.accounting_date,
     )

@@ -1,17 +1,21 @@
 """The accounting rule of invoice-poster, pure: what an invoice or credit memo does to the books.
 
-An invoice debits accounts receivable for its total and credits, per line, revenue — or
-deferred revenue when the line's service ends after the month of issue — and tax payable
-for its tax. A credit memo is the mirror image.
+An invoice debits accounts receivable for its total and credits tax payable for its tax and,
+per line, deferred revenue when the line bills a service period — the line then gets a
+monthly revenue schedule, which recognition runs release to revenue — else revenue at once.
+A credit memo reverses what its invoice's lines posted: of each line it credits, the part
+recognised so far from revenue, the part still deferred from deferred revenue, cancelling
+that part of the line's schedule.
 """
 
 from __future__ import annotations
 
-import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from finsync.contract.events import CreditMemoIssued, InvoiceIssued, InvoiceLine
+from finsync.contract.events import CreditMemoIssued, InvoiceIssued, InvoiceLine, JournalLine
 from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
     DEFERRED_REVENUE,
@@ -22,19 +26,42 @@ from finsync.domain.accounting import (
     credit,
     debit,
     fmt,
-    reverse,
 )
+from finsync.domain.revenue import schedule, split_credit
 from finsync.errors import InvalidEvent
+from finsync.ports.erp import InvoiceLineBooking, LineBalance, LineCredit
 
 
-def _month_end(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+@dataclass(frozen=True)
+class RevenueAccounts:
+    revenue: str
+    deferred: str
 
 
-def revenue_account(line: InvoiceLine, issued_on: date) -> str:
-    """Revenue for what is earned by the end of the month of issue, else deferred revenue."""
+def revenue_accounts(line: InvoiceLine, legal_entity: str) -> RevenueAccounts:
+    """The accounts a line's revenue goes to. The one place that chooses them, so a GL mapping
+    (per SKU, say) can take its place; credit memos reverse what the ERP kept, not this."""
+    return RevenueAccounts(revenue=REVENUE, deferred=DEFERRED_REVENUE)
+
+
+def service_period(line: InvoiceLine, issued_on: date) -> tuple[date, date] | None:
+    """The days the line's service runs, both included; None for a one-time charge. A service
+    that gives only its end runs from the issue date."""
     end = line.service_period_end
-    return DEFERRED_REVENUE if end is not None and end > _month_end(issued_on) else REVENUE
+    if end is None:
+        return None
+    return line.service_period_start or min(issued_on, end), end
+
+
+def line_booking(line: InvoiceLine, invoice: InvoiceIssued) -> InvoiceLineBooking:
+    """A line with a service period is scheduled; a one-time charge, or a line of no positive
+    amount (a discount: a schedule holds no negative months), is revenue at once."""
+    accounts = revenue_accounts(line, invoice.legal_entity)
+    period = service_period(line, invoice.issued_on)
+    rows = schedule(line.amount, invoice.currency, *period) if period and line.amount > 0 else ()
+    return InvoiceLineBooking(
+        line.line_id, line.amount, accounts.revenue, accounts.deferred, schedule=rows
+    )
 
 
 def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
@@ -77,25 +104,51 @@ def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
             raise InvalidEvent(f"line {line.line_id} service period ends before it starts")
 
 
-def invoice_journal(invoice: InvoiceIssued) -> Journal:
+def invoice_posting(invoice: InvoiceIssued) -> tuple[Journal, list[InvoiceLineBooking]]:
+    """The invoice's journal, and its lines as the ERP keeps them (with their schedules)."""
     validate(invoice, f"invoice {invoice.invoice_id}")
     if invoice.due_on < invoice.issued_on:
         raise InvalidEvent(f"invoice {invoice.invoice_id} is due before it is issued")
+    bookings = [line_booking(x, invoice) for x in invoice.lines]
     lines = [debit(ACCOUNTS_RECEIVABLE, invoice.total)]
-    lines += [credit(revenue_account(x, invoice.issued_on), x.amount) for x in invoice.lines]
+    lines += [
+        credit(b.deferred_account if b.schedule else b.revenue_account, b.amount) for b in bookings
+    ]
     lines.append(credit(TAX_PAYABLE, invoice.tax_total))
-    return Journal(
+    journal = Journal(
         key=f"invoice:{invoice.invoice_id}",
         legal_entity=invoice.legal_entity,
         currency=invoice.currency,
         description=f"Invoice {invoice.invoice_number}",
         lines=tuple(lines),
+        accounting_date=invoice.issued_on,
     )
+    return journal, bookings
 
 
-def credit_memo_journal(
-    memo: CreditMemoIssued, invoice_currency: str, invoice_entity: str
-) -> Journal:
+def invoice_journal(invoice: InvoiceIssued) -> Journal:
+    return invoice_posting(invoice)[0]
+
+
+def _within(amount: Decimal, left: Decimal) -> bool:
+    """A credit takes at most what is left of its line, towards zero (a discount line is
+    negative, and so is its credit)."""
+    return 0 <= amount <= left if left >= 0 else left <= amount <= 0
+
+
+def credit_memo_posting(
+    memo: CreditMemoIssued,
+    invoice_currency: str,
+    invoice_entity: str,
+    invoice_lines: Mapping[str, LineBalance],
+) -> tuple[Journal, list[LineCredit]]:
+    """The memo's journal, and what it takes of each invoice line it credits.
+
+    Each memo line credits the invoice line of the same line id. It takes what recognition has
+    released of that line from its revenue account and what is still deferred from its
+    deferred account, in proportion; crediting all that is left of the line cancels its
+    unreleased months in full, so they are never released.
+    """
     what = f"credit memo {memo.credit_memo_id}"
     validate(memo, what)
     if memo.currency != invoice_currency:
@@ -107,12 +160,32 @@ def credit_memo_journal(
             f"{what} is for {memo.legal_entity} but invoice {memo.invoice_id} belongs to "
             f"{invoice_entity}"
         )
-    invoice_like = [credit(revenue_account(x, memo.issued_on), x.amount) for x in memo.lines]
-    invoice_like += [credit(TAX_PAYABLE, memo.tax_total), debit(ACCOUNTS_RECEIVABLE, memo.total)]
-    return Journal(
+    c = memo.currency
+    lines: list[JournalLine] = []
+    credits: list[LineCredit] = []
+    for x in memo.lines:
+        line = invoice_lines.get(x.line_id)
+        if line is None:
+            raise InvalidEvent(
+                f"{what} credits line {x.line_id}, which invoice {memo.invoice_id} does not have"
+            )
+        if not _within(x.amount, line.left):
+            raise InvalidEvent(
+                f"{what} credits {fmt(x.amount, c)} on line {x.line_id} of invoice "
+                f"{memo.invoice_id}, which has {fmt(line.left, c)} left to credit"
+            )
+        split = split_credit(x.amount, line.left, line.unreleased, c)
+        lines += [debit(line.revenue_account, split.revenue)]
+        lines += [debit(line.deferred_account, split.deferred)]
+        cancelled = tuple(r for r in split.cancelled if r.amount)
+        credits.append(LineCredit(x.line_id, x.amount, cancelled))
+    lines += [debit(TAX_PAYABLE, memo.tax_total), credit(ACCOUNTS_RECEIVABLE, memo.total)]
+    journal = Journal(
         key=f"credit-memo:{memo.credit_memo_id}",
         legal_entity=memo.legal_entity,
         currency=memo.currency,
         description=f"Credit memo {memo.credit_memo_id} on invoice {memo.invoice_id}",
-        lines=tuple(reverse(invoice_like)),
+        lines=tuple(lines),
+        accounting_date=memo.issued_on,
     )
+    return journal, credits

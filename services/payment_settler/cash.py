@@ -2,7 +2,8 @@
 
 - No invoice: the whole payment is unapplied cash on the customer (UNAPPLIED).
 - At least the open amount: the invoice is PAID; any excess is unapplied cash.
-- Short by no more than the tolerance: the invoice is PAID and the shortfall written off.
+- Short by no more than the tolerance: the invoice is PAID and the shortfall written off. The
+  tolerance is the currency's (domain/write_off.py), possibly a percentage of the invoice.
 - Shorter: the invoice is PARTIALLY_PAID and stays open for the rest.
 
 Journal: debit cash for what the bank received (amount - fee), debit fees, debit write-offs;
@@ -11,7 +12,7 @@ credit AR for what the invoice is settled by, credit unapplied cash for the exce
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import UTC
 
 from finsync.contract.events import PaymentSettled, PaymentStatus
 from finsync.domain.accounting import (
@@ -27,10 +28,11 @@ from finsync.domain.accounting import (
     debit,
     fmt,
 )
+from finsync.domain.write_off import Tolerances
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import CashApplication, OpenItem
 
-DEFAULT_TOLERANCE = Decimal("0.05")
+NO_OVERRIDES = Tolerances()  # each currency keeps its default tolerance
 
 
 def validate(payment: PaymentSettled) -> None:
@@ -52,7 +54,7 @@ def apply(
     invoice: OpenItem | None,
     customer_id: str,
     legal_entity: str,
-    tolerance: Decimal = DEFAULT_TOLERANCE,
+    tolerances: Tolerances = NO_OVERRIDES,
 ) -> CashApplication:
     """Split the payment into applied, written-off and unapplied amounts."""
     validate(payment)
@@ -67,6 +69,7 @@ def apply(
             )
         legal_entity = invoice.legal_entity
         open_ = invoice.open_amount
+        tolerance = tolerances.amount(invoice.currency, invoice.original_amount)
         if open_ > 0:
             applied = min(amount, open_)
             short = open_ - applied
@@ -106,4 +109,5 @@ def payment_journal(a: CashApplication) -> Journal:
             credit(ACCOUNTS_RECEIVABLE, a.settles),
             credit(UNAPPLIED_CASH, a.unapplied_amount),
         ),
+        accounting_date=a.settled_at.astimezone(UTC).date(),  # the day the money arrived
     )

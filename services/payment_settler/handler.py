@@ -7,9 +7,9 @@ so does a payment from an account not synced yet, whose customer would hold its 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from finsync.contract.events import PaymentApplied, PaymentSettled
+from finsync.domain.write_off import Tolerances
 from finsync.errors import DependencyNotReady, InvalidEvent
 from finsync.ports.crossref import CrossReference
 from finsync.ports.erp import Erp
@@ -23,7 +23,7 @@ SOURCE = "finsync.payment-settler"
 class Systems:
     erp: Erp
     crossref: CrossReference
-    tolerance: Decimal  # the largest short payment written off to close an invoice
+    tolerances: Tolerances  # per currency, the largest short payment written off
 
     def flush(self) -> None:
         self.erp.flush()
@@ -48,7 +48,7 @@ def settle_payment(payment: PaymentSettled, systems: Systems) -> list[PaymentApp
             f"{payment.account_id} is billed in {payer.currency}"
         )
     application = apply(
-        payment, invoice, payer.erp_customer_id, payer.legal_entity, systems.tolerance
+        payment, invoice, payer.erp_customer_id, payer.legal_entity, systems.tolerances
     )
     journal = payment_journal(application)
     posted = systems.erp.apply_payment(application, journal)
@@ -70,5 +70,6 @@ def settle_payment(payment: PaymentSettled, systems: Systems) -> list[PaymentApp
             erp_customer_id=payer.erp_customer_id,
             legal_entity=application.legal_entity,
             written_off_amount=application.written_off_amount,
+            accounting_date=posted.accounting_date,
         )
     ]

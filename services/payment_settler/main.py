@@ -12,11 +12,11 @@ from finsync.settings import Settings
 
 from .handler import Systems, settle_payment
 
-TOLERANCE = Settings.from_env().payment_tolerance
+TOLERANCES = Settings.from_env().payment_tolerances  # a malformed one stops the service here
 
 
 def bind(conn: psycopg.Connection) -> Systems:
-    return Systems(ReferenceErp(conn), CrossReferenceStore(conn), TOLERANCE)
+    return Systems(ReferenceErp(conn), CrossReferenceStore(conn), TOLERANCES)
 
 
 SERVICE: Service[Systems] = Service(

@@ -157,3 +157,27 @@ def test_billing_rejects_a_subscription_of_a_legal_entity_it_does_not_invoice_fo
     with pytest.raises(InvalidEvent, match="ACME-XX"):
         billing.create_subscription(subscription)
     assert billing_probe.subscription(f"SUB-{subscription.opportunity_id}") is None
+
+
+def test_billing_counts_the_subscriptions_of_accounts_with_a_phase_not_ended(
+    billing: Billing,
+) -> None:
+    def phase(start: date, end: date) -> Phase:
+        return Phase("L1", "PLAT", "Platform", Decimal(1), Decimal("10.00"),
+                     BillingPeriod.MONTHLY, start, end)  # fmt: skip
+
+    billing_account = billing.create_account(a_billing_account())
+    first, second = uid("ACC"), uid("ACC")
+    as_of = date(2026, 6, 15)
+    for account_id, phases in [
+        (first, (phase(date(2025, 1, 1), date(2026, 6, 14)),)),  # ended the day before
+        (first, (phase(date(2025, 1, 1), date(2025, 12, 31)), phase(date(2026, 1, 1),
+                 date(2026, 6, 15)))),  # its last phase ends that day: not ended yet
+        (second, (phase(date(2026, 9, 1), date(2027, 8, 31)),)),  # not started yet
+        (uid("ACC"), (phase(date(2026, 1, 1), date(2026, 12, 31)),)),  # someone else's
+    ]:  # fmt: skip
+        billing.create_subscription(a_subscription(billing_account, account_id, phases=phases))
+    assert billing.active_subscriptions([first, second], as_of) == 2
+    assert billing.active_subscriptions([first], as_of) == 1
+    assert billing.active_subscriptions([first], date(2026, 6, 16)) == 0
+    assert billing.active_subscriptions([uid("ACC")], as_of) == 0

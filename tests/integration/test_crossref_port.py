@@ -190,3 +190,15 @@ def test_crossref_never_matches_an_account_with_itself(crossref: CrossReference)
     owner = a_link()
     crossref.save(owner)
     assert crossref.match(**probe_of(owner, account_id=owner.account_id)) is None
+
+
+def test_crossref_lists_the_accounts_that_share_a_customer(crossref: CrossReference) -> None:
+    owner, other = a_link(), a_link()
+    duplicates = [duplicate_of(owner, rule, tax_id=None) for rule in MatchRule]
+    for link in [owner, other, *duplicates]:
+        crossref.save(link)
+    assert sorted(crossref.sharing(owner.erp_customer_id)) == sorted(
+        [owner.account_id, *(d.account_id for d in duplicates)]
+    )
+    assert list(crossref.sharing(other.erp_customer_id)) == [other.account_id]
+    assert list(crossref.sharing(uid("CUS"))) == []

@@ -277,3 +277,19 @@ def test_erp_refuses_a_credit_memo_larger_than_what_is_open(erp: Erp) -> None:
     with pytest.raises(InvalidEvent, match=item.invoice_id):
         erp.post_credit_memo(uid("CM"), item.invoice_id, amount, credit_memo_journal(amount))
     assert open_amount(erp, item.invoice_id) == Decimal("100.00")
+
+
+def test_erp_counts_the_invoices_of_accounts_that_still_have_an_amount_open(erp: Erp) -> None:
+    first, second, other = uid("ACC"), uid("ACC"), uid("ACC")
+    posted_invoice(erp, first)
+    credited = posted_invoice(erp, first)
+    erp.post_credit_memo(
+        uid("CM"), credited.invoice_id, Decimal("100.00"), credit_memo_journal(Decimal("100.00"))
+    )  # nothing left open
+    posted_invoice(erp, second)
+    posted_invoice(erp, other)
+    waiting = an_invoice(second)
+    erp.post_invoice(waiting, invoice_journal(waiting))  # in this unit of work, not flushed
+    assert erp.open_invoices([first, second]) == 3
+    assert erp.open_invoices([first]) == 1
+    assert erp.open_invoices([uid("ACC")]) == 0

@@ -18,6 +18,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from finsync.runtime import provision
 from finsync.settings import Settings
 from finsync.stack import kafka
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -111,9 +112,11 @@ def test_dead_letter_retention_is_configurable_and_applied_to_existing_topics(
         configs = admin.describe_configs([resource])[resource].result(30)
         return str(configs["retention.ms"].value)
 
+    # The broker applies a committed config change a moment later: wait for it to show.
     provision.create_topics(replace(settings, dlq_retention_days=30), say=lambda _: None)
     try:
-        assert retention() == str(30 * 24 * 3600 * 1000)
+        month = str(30 * 24 * 3600 * 1000)
+        eventually(lambda: retention() == month, 10, "a retention of 30 days")
     finally:
         provision.create_topics(settings, say=lambda _: None)  # the default: kept forever
-    assert retention() == "-1"
+    eventually(lambda: retention() == "-1", 10, "retention back to forever")

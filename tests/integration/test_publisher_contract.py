@@ -93,7 +93,8 @@ def test_a_plain_confluent_kafka_publisher_gets_one_balanced_posting_per_invoice
     lines = posting["journal_lines"]
     assert isinstance(lines, list)
     assert sum(x["debit"] for x in lines) == sum(x["credit"] for x in lines) == Decimal("583.10")
-    assert {x["account_code"] for x in lines} == {"1200", "4000", "2200"}
+    # November's service is deferred revenue until a recognition run releases it.
+    assert {x["account_code"] for x in lines} == {"1200", "2300", "2200"}
     assert posting["causation_id"] == invoice["event_id"]
     assert posting["correlation_id"] == invoice["correlation_id"]
 

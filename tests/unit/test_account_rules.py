@@ -10,7 +10,15 @@ from finsync.contract.events import AccountUpserted
 from finsync.errors import InvalidEvent
 from finsync.ports.crossref import MatchRule
 from services.account_sync.matching import normalize_name, normalize_tax_id
-from services.account_sync.rules import changed, link_for, match_rule, validate
+from services.account_sync.rules import (
+    OpenBusiness,
+    changed,
+    link_for,
+    match_rule,
+    moves,
+    refusal,
+    validate,
+)
 
 ENVELOPE = dict(occurred_at=datetime(2026, 11, 2, tzinfo=UTC), source="crm", correlation_id="c")
 
@@ -160,3 +168,42 @@ def test_a_version_that_changes_what_the_systems_hold_is_a_change(overrides):
 def test_the_version_and_ids_alone_are_not_a_change():
     old = link_for(account(version=1), "C-1", "B-1")
     assert not changed(old, replace(old, version=9, matched_account_id="A-0"))
+
+
+@pytest.mark.parametrize(
+    ("invoices", "subscriptions", "said"),
+    [
+        (3, 1, "3 open invoices, 1 active subscription"),
+        (1, 0, "1 open invoice"),
+        (0, 2, "2 active subscriptions"),
+        (0, 0, "nothing open"),
+    ],
+)
+def test_open_business_says_what_is_open(invoices, subscriptions, said):
+    business = OpenBusiness(invoices, subscriptions)
+    assert str(business) == said
+    assert bool(business) is (said != "nothing open")
+
+
+def test_only_currency_and_legal_entity_are_moves_that_open_business_holds():
+    link = link_for(account(), "C-1", "B-1")
+    renamed = link_for(account(version=2, name="Other", country="AT", tax_id=None), "C-1", "B-1")
+    assert moves(link, renamed) == []
+    moved = link_for(account(version=2, currency="USD", legal_entity="ACME-US"), "C-1", "B-1")
+    assert moves(link, moved) == [
+        "currency from EUR to USD",
+        "legal entity from ACME-DE to ACME-US",
+    ]
+
+
+def test_a_move_is_refused_only_while_business_is_open():
+    link = link_for(account(), "C-1", "B-1")
+    moved = link_for(account(version=4, legal_entity="ACME-US"), "C-1", "B-1")
+    assert refusal(link, moved, OpenBusiness(0, 0)) is None
+    assert refusal(link, link_for(account(version=4), "C-1", "B-1"), OpenBusiness(9, 9)) is None
+    duplicate = replace(link, matched_account_id="A-0", match_rule=MatchRule.TAX_ID)
+    assert refusal(duplicate, moved, OpenBusiness(0, 1)) == (
+        "account A-1 v4 changes its legal entity from ACME-DE to ACME-US while it has open "
+        "business: 1 active subscription. The whole version is refused and v1 stays in force; "
+        "close or move that business first, or send a version without the change"
+    )

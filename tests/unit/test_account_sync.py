@@ -17,6 +17,7 @@ class FakeErp:
     def __init__(self):
         self.customers = {}  # customer id -> Customer
         self.updates = []
+        self.open = {}  # CRM account id -> invoices with an amount open
 
     def create_customer(self, customer):
         customer_id = f"C-{len(self.customers) + 1}"
@@ -28,6 +29,9 @@ class FakeErp:
         self.customers[customer_id] = customer
         self.updates.append(customer_id)
 
+    def open_invoices(self, account_ids):
+        return sum(self.open.get(a, 0) for a in account_ids)
+
     def flush(self):
         pass
 
@@ -36,6 +40,7 @@ class FakeBilling:
     def __init__(self):
         self.accounts = {}  # billing account id -> BillingAccount
         self.updates = []
+        self.active = {}  # CRM account id -> subscriptions not ended
 
     def create_account(self, account):
         billing_account_id = f"B-{len(self.accounts) + 1}"
@@ -46,6 +51,9 @@ class FakeBilling:
         assert billing_account_id in self.accounts
         self.accounts[billing_account_id] = account
         self.updates.append(billing_account_id)
+
+    def active_subscriptions(self, account_ids, as_of):
+        return sum(self.active.get(a, 0) for a in account_ids)
 
 
 class FakeCrossReference:
@@ -73,6 +81,9 @@ class FakeCrossReference:
             and (x.tax_id is None or tax_id is None)  # two tax ids that differ: two companies
         ]
         return (by_tax_id + by_name + [None])[0]
+
+    def sharing(self, erp_customer_id):
+        return [x.account_id for x in self.links.values() if x.erp_customer_id == erp_customer_id]
 
     def save(self, link):
         stored = self.links.get(link.account_id)
@@ -265,3 +276,72 @@ def test_an_invalid_account_is_rejected_and_writes_nothing(overrides, reason):
         sync_account(account(**overrides), s)
     assert writes(s) == (0, [], 0, [])
     assert s.crossref.links == {}
+
+
+# --- currency and legal entity under open business -------------------------------------------
+
+
+def test_an_owner_moving_currency_while_its_customer_has_open_business_is_refused_whole():
+    s = systems()
+    sync(account(account_id="A-1"), s)
+    sync(account(account_id="A-2", name="Acme Europe"), s)  # a duplicate: shares C-1 and B-1
+    s.erp.open = {"A-1": 2, "A-2": 1}
+    s.billing.active = {"A-2": 1}
+    before, saves = writes(s), s.crossref.saves
+    moved = account(account_id="A-1", version=2, currency="USD", name="ACME Renamed")
+    with pytest.raises(InvalidEvent) as refused:
+        sync_account(moved, s)
+    assert str(refused.value) == (
+        "account A-1 v2 changes its currency from EUR to USD while its customer has open "
+        "business: 3 open invoices, 1 active subscription. The whole version is refused and v1 "
+        "stays in force; close or move that business first, or send a version without the change"
+    )
+    assert writes(s) == before and s.crossref.saves == saves  # not even the new name
+    assert s.erp.customers["C-1"].currency == "EUR" and s.erp.customers["C-1"].name == (
+        "ACME Software, Inc."
+    )
+    assert s.crossref.links["A-1"].version == 1
+
+
+def test_after_a_refused_version_a_later_one_without_the_move_goes_through():
+    s = systems()
+    sync(account(), s)
+    s.billing.active = {"A-1": 1}
+    with pytest.raises(InvalidEvent):
+        sync_account(account(version=2, legal_entity="ACME-US"), s)
+    synced = sync(account(version=3, name="ACME Renamed"), s)
+    assert synced.action is SyncAction.UPDATED
+    assert s.erp.customers["C-1"].name == "ACME Renamed"
+    assert s.crossref.links["A-1"].version == 3
+    # The refused version replayed from the dead letters, later: older than the one in force.
+    replayed = sync(account(version=2, legal_entity="ACME-US"), s)
+    assert replayed.action is SyncAction.UNCHANGED
+    assert s.crossref.links["A-1"].legal_entity == "ACME-DE"
+
+
+def test_a_move_with_nothing_open_is_applied():
+    s = systems()
+    sync(account(), s)
+    s.erp.open = {"A-9": 4}  # another account's business does not hold this one
+    synced = sync(account(version=2, currency="USD", legal_entity="ACME-US"), s)
+    assert synced.action is SyncAction.UPDATED
+    customer = s.erp.customers["C-1"]
+    assert (customer.currency, customer.legal_entity) == ("USD", "ACME-US")
+    assert s.billing.accounts["B-1"].currency == "USD"
+
+
+def test_a_linked_duplicate_moving_is_held_by_its_own_business_only():
+    s = systems()
+    sync(account(account_id="A-1"), s)
+    sync(account(account_id="A-2", name="Acme Europe"), s)
+    s.billing.active = {"A-1": 5}  # the owner's business does not hold the duplicate
+    synced = sync(account(account_id="A-2", name="Acme Europe", version=2, currency="USD"), s)
+    assert synced.action is SyncAction.UNCHANGED and synced.erp_customer_id == "C-1"
+    s.erp.open = {"A-2": 1}
+    reason = r"legal entity from ACME-DE to ACME-US while it has open business: 1 open invoice\."
+    with pytest.raises(InvalidEvent, match=reason):
+        sync_account(account(account_id="A-2", version=3, legal_entity="ACME-US"), s)
+    assert s.crossref.links["A-2"].version == 2
+    assert s.erp.updates == [] and s.billing.updates == []
+    owner = s.crossref.links["A-1"]
+    assert (owner.version, owner.currency, owner.legal_entity) == (1, "EUR", "ACME-DE")

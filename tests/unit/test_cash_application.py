@@ -14,10 +14,11 @@ from finsync.domain.accounting import (
     UNAPPLIED_CASH,
     WRITE_OFF,
 )
+from finsync.domain.write_off import Tolerance, Tolerances
 from finsync.errors import DependencyNotReady, InvalidEvent
 from finsync.ports.crossref import AccountLink
 from finsync.ports.erp import OpenItem, Posted
-from services.payment_settler.cash import DEFAULT_TOLERANCE, apply, payment_journal
+from services.payment_settler.cash import NO_OVERRIDES, apply, payment_journal
 from services.payment_settler.handler import Systems, settle_payment
 
 D = Decimal
@@ -56,8 +57,12 @@ def invoice(open_amount="120.00", original="120.00", currency="EUR", legal_entit
     )
 
 
-def applied(pay, item, tolerance=DEFAULT_TOLERANCE):
-    return apply(pay, item, "C-1", "ACME-XX", tolerance)
+def applied(pay, item, tolerances=NO_OVERRIDES):
+    return apply(pay, item, "C-1", "ACME-XX", tolerances)
+
+
+def every_currency(amount):
+    return Tolerances(overall=Tolerance(D(amount)))
 
 
 def balances(journal):
@@ -118,15 +123,17 @@ def test_a_payment_short_by_more_than_the_tolerance_writes_nothing_off():
 
 
 def test_the_tolerance_is_configurable():
-    a = applied(payment("119.00"), invoice("120.00"), tolerance=D("1.00"))
+    a = applied(payment("119.00"), invoice("120.00"), every_currency("1.00"))
     assert split(a) == (D("119.00"), D("1.00"), D(0), PaymentStatus.PAID)
-    a = applied(payment("119.99"), invoice("120.00"), tolerance=D(0))
+    a = applied(payment("119.99"), invoice("120.00"), every_currency("0"))
     assert a.status is PaymentStatus.PARTIALLY_PAID and a.written_off_amount == 0
 
 
-def test_a_yen_payment_short_by_one_yen_is_not_written_off():
-    a = applied(payment("9999", currency="JPY"), invoice("10000", "10000", currency="JPY"))
-    assert split(a) == (D("9999"), D(0), D(0), PaymentStatus.PARTIALLY_PAID)
+def test_a_yen_payment_short_by_a_few_yen_is_written_off():
+    a = applied(payment("9997", currency="JPY"), invoice("10000", "10000", currency="JPY"))
+    assert split(a) == (D("9997"), D(3), D(0), PaymentStatus.PAID)  # within the 5 yen default
+    a = applied(payment("9994", currency="JPY"), invoice("10000", "10000", currency="JPY"))
+    assert split(a) == (D("9994"), D(0), D(0), PaymentStatus.PARTIALLY_PAID)
 
 
 def test_a_payment_on_a_fully_paid_invoice_is_all_unapplied_cash():
@@ -237,9 +244,9 @@ def payer(**overrides):
     return AccountLink(**{**fields, **overrides})
 
 
-def systems(items=(), links=None, tolerance=DEFAULT_TOLERANCE):
+def systems(items=(), links=None, tolerances=NO_OVERRIDES):
     links = [payer()] if links is None else links
-    return Systems(erp=FakeErp(*items), crossref=FakeCrossReference(*links), tolerance=tolerance)
+    return Systems(erp=FakeErp(*items), crossref=FakeCrossReference(*links), tolerances=tolerances)
 
 
 def test_a_settled_payment_is_applied_in_the_erp_and_published():
@@ -271,7 +278,7 @@ def test_the_published_open_amount_is_what_the_invoice_still_owes():
 
 
 def test_the_tolerance_comes_from_the_systems():
-    s = systems(items=[invoice("120.00")], tolerance=D(0))
+    s = systems(items=[invoice("120.00")], tolerances=every_currency("0"))
     [published] = settle_payment(payment("119.99"), s)
     assert published.status is PaymentStatus.PARTIALLY_PAID
     assert published.invoice_open_after == D("0.01")

@@ -5,10 +5,12 @@ import pytest
 from finsync.settings import Settings
 
 
-def test_the_write_off_tolerance_defaults_to_five_cents_and_is_configurable():
-    assert Settings.from_env({}).payment_tolerance == Decimal("0.05")
-    tolerance = Settings.from_env({"FINSYNC_PAYMENT_TOLERANCE": "1.00"}).payment_tolerance
-    assert tolerance == Decimal("1.00")
+def test_the_write_off_tolerance_defaults_per_currency_and_is_configurable():
+    defaults = Settings.from_env({}).payment_tolerances
+    assert defaults.amount("EUR", Decimal(100)) == Decimal("0.05")
+    assert defaults.amount("JPY", Decimal(10000)) == Decimal(5)
+    tolerances = Settings.from_env({"FINSYNC_PAYMENT_TOLERANCE": "1.00"}).payment_tolerances
+    assert tolerances.amount("EUR", Decimal(100)) == tolerances.amount("JPY", Decimal(100)) == 1
 
 
 @pytest.mark.parametrize("value", ["abc", "-0.01", "NaN", "Infinity"])

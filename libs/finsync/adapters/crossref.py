@@ -54,6 +54,14 @@ class CrossReferenceStore:
         ).fetchone()
         return None if row is None else _link(row)
 
+    def sharing(self, erp_customer_id: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT account_id FROM finsync.account_xref WHERE erp_customer_id = %s "
+            "ORDER BY account_id",
+            (erp_customer_id,),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def save(self, link: AccountLink) -> bool:
         values = (
             link.account_id,

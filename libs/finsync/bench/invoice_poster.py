@@ -35,7 +35,7 @@ from finsync.runtime import clients, db
 from finsync.runtime.serde import Serde, registry_client
 from finsync.scenario import documents
 from finsync.settings import Settings
-from services.invoice_poster.posting import invoice_journal
+from services.invoice_poster.posting import invoice_posting
 
 console = Console()
 TOPIC = InvoiceIssued.TOPIC
@@ -121,11 +121,19 @@ def hand_written(settings: Settings, serde: Serde, offsets: Offsets) -> float:
     conn = psycopg.connect(settings.database_url)
 
     def batch(msgs: list[Message]) -> None:
-        entries, lines, items = [], [], []
+        entries, lines, items, invoice_lines, schedules = [], [], [], [], []
         for m in msgs:
             invoice = serde.decode(TOPIC, m.value())
             assert isinstance(invoice, InvoiceIssued)
-            journal = invoice_journal(invoice)
+            journal, bookings = invoice_posting(invoice)
+            # The same invoice lines and revenue schedule rows invoice-poster keeps.
+            i, e, c = invoice.invoice_id, invoice.legal_entity, invoice.currency
+            for b in bookings:
+                accounts = (b.revenue_account, b.deferred_account)
+                invoice_lines.append((i, b.line_id, b.amount, *accounts))
+                schedules += [
+                    (i, b.line_id, r.period, e, c, *accounts, r.amount) for r in b.schedule
+                ]
             entry_id = f"JE-{uuid.uuid4().hex[:20]}"
             entries.append(
                 (entry_id, journal.key, journal.legal_entity, journal.currency, journal.description)
@@ -169,6 +177,20 @@ def hand_written(settings: Settings, serde: Serde, offsets: Offsets) -> float:
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 items,
             )
+            cur.execute(
+                "INSERT INTO erp.ar_invoice_lines (invoice_id, line_id, amount, revenue_account, "
+                "deferred_account) SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[], "
+                "%s::text[], %s::text[])",
+                [list(col) for col in zip(*invoice_lines, strict=True)],
+            )
+            if schedules:
+                cur.execute(
+                    "INSERT INTO erp.revenue_schedules (invoice_id, line_id, period, "
+                    "legal_entity, currency, revenue_account, deferred_account, amount) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[], "
+                    "%s::text[], %s::text[], %s::text[], %s::numeric[])",
+                    [list(col) for col in zip(*schedules, strict=True)],
+                )
 
     try:
         return consume_range(settings, offsets, batch, True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from finsync.cli import periods, recognition
+
 # Each module has register(erp_subparsers) adding its commands under `finsync erp`.
-ERP_COMMANDS: tuple[object, ...] = ()
+ERP_COMMANDS: tuple[object, ...] = (periods, recognition)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,7 +7,7 @@ import sys
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from finsync.cli import billing, dlq, erp, publish, services, simulate, stack
+from finsync.cli import billing, dlq, erp, publish, reconcile, services, simulate, stack
 from finsync.cli.console import console
 from finsync.errors import Outage
 from finsync.runtime import telemetry
@@ -16,7 +16,7 @@ from finsync.settings import Settings
 from finsync.stack.process import StackError
 
 # In the order `finsync --help` lists their commands.
-GROUPS = (stack, publish, services, billing, erp, simulate, dlq)
+GROUPS = (stack, publish, services, billing, erp, reconcile, simulate, dlq)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -94,6 +94,7 @@ class InvoiceLine(Line):
     tax_amount: Decimal
     service_period_start: date | None = None
     service_period_end: date | None = None
+    tax_rate: Decimal | None = None  # e.g. 0.10; None from publishers that do not send it
 
 
 class OpportunityLine(Line):
@@ -227,6 +228,7 @@ class InvoicePosted(Event):
     currency: str
     journal_lines: list[JournalLine]
     posted_at: datetime
+    accounting_date: date | None = None  # the journal's date in the books
 
 
 class PaymentApplied(Event):
@@ -245,6 +247,26 @@ class PaymentApplied(Event):
     erp_customer_id: str | None = None
     legal_entity: str | None = None
     written_off_amount: Decimal | None = None
+    accounting_date: date | None = None  # the journal's date in the books
+
+
+class RevenueRecognized(Event):
+    """A recognition run released one month of deferred revenue of a legal entity and currency
+    to revenue. Keyed by legal entity, so its months arrive in order."""
+
+    TOPIC = "erp.revenue-recognized"
+    KEY_FIELD = "legal_entity"
+    legal_entity: str
+    currency: str
+    period: date  # the month's first day
+    journal_entry_id: str
+    amount: Decimal
+    lines: list[JournalLine]
+    accounting_date: date | None = None  # the journal's date in the books
+
+    @property
+    def document_key(self) -> str:
+        return f"{self.TOPIC}:{self.journal_entry_id}"  # each release is a document
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -259,5 +281,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SubscriptionActivated,
         InvoicePosted,
         PaymentApplied,
+        RevenueRecognized,
     )
 }

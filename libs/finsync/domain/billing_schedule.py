@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from finsync.contract.events import BillingPeriod
 from finsync.domain.accounting import MINOR_UNITS
+from finsync.domain.tax import TaxRounding, line_taxes
 from finsync.ports.billing import Phase
 
 PERIOD_MONTHS = {BillingPeriod.MONTHLY: 1, BillingPeriod.QUARTERLY: 3, BillingPeriod.ANNUAL: 12}
@@ -112,10 +113,12 @@ def due_invoices(
     tax_rate: Decimal,
     as_of: date,
     billed: set[tuple[int, date]] | None = None,
+    rounding: TaxRounding = TaxRounding.LINE,
 ) -> list[InvoiceDraft]:
     """The invoices a subscription owes by `as_of`, one per billing date, leaving out the
     (phase number, period start) pairs already `billed`. Phases come numbered, as billing
-    stores them."""
+    stores them. Tax is rounded per line or once per invoice, as the legal entity's
+    `rounding` says."""
     billed = billed or set()
     by_date: dict[date, list[Charge]] = {}
     for phase_no, p in phases:
@@ -133,16 +136,21 @@ def due_invoices(
                 description=description,
                 period=period,
                 amount=amount,
-                tax_amount=money(amount * tax_rate, currency),
+                tax_amount=Decimal(0),  # taxed below, once the invoice's lines are known
             )
             by_date.setdefault(period.start, []).append(charge)
-    return [
-        InvoiceDraft(
-            day,
-            tuple(
-                replace(c, line_id=str(n))
-                for n, c in enumerate(sorted(charges, key=lambda c: c.phase_no), 1)
-            ),
+    drafts = []
+    for day, charges in sorted(by_date.items()):
+        ordered = sorted(charges, key=lambda c: c.phase_no)
+        taxes = line_taxes([(c.amount, tax_rate) for c in ordered], currency, rounding)
+        lines = zip(ordered, taxes, strict=True)
+        drafts.append(
+            InvoiceDraft(
+                day,
+                tuple(
+                    replace(c, line_id=str(n), tax_amount=tax)
+                    for n, (c, tax) in enumerate(lines, 1)
+                ),
+            )
         )
-        for day, charges in sorted(by_date.items())
-    ]
+    return drafts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -53,6 +54,10 @@ class Billing(Protocol):
 
     def update_account(self, billing_account_id: str, account: BillingAccount) -> None:
         """Change the account's details."""
+
+    def active_subscriptions(self, account_ids: Sequence[str], as_of: date) -> int:
+        """How many subscriptions these CRM accounts bought that have a phase not ended by
+        `as_of` (started or not)."""
 
     def create_subscription(self, subscription: NewSubscription) -> str:
         """Create the subscription and its phases; returns its id. Rejects a second create for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -58,6 +59,10 @@ class CrossReference(Protocol):
         which differ: two companies), never `account_id` itself. Serializes with other
         matches until the transaction ends, so two duplicates arriving at once cannot both
         create a customer."""
+
+    def sharing(self, erp_customer_id: str) -> Sequence[str]:
+        """The accounts mapped to the customer: the account that owns it and its linked
+        duplicates."""
 
     def save(self, link: AccountLink) -> bool:
         """Insert the account's link, or replace it with a newer version; False (and nothing

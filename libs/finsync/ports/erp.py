@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -9,6 +10,8 @@ from typing import Protocol
 
 from finsync.contract.events import PaymentStatus
 from finsync.domain.accounting import Journal
+from finsync.domain.revenue import ScheduleRow
+from finsync.domain.tax import TaxRounding
 
 
 @dataclass(frozen=True)
@@ -70,21 +73,82 @@ class Posted:
     document_id: str
     journal_entry_id: str
     posted_at: datetime
+    # The journal's date in the books: the document's, or the first day of the next open
+    # period when the document's period is closed.
+    accounting_date: date | None = None
+
+
+@dataclass(frozen=True)
+class InvoiceLineBooking:
+    """What the ERP keeps of a posted invoice line, so a credit memo can reverse what it
+    posted: its amount, its accounts, its revenue schedule (empty: revenue at once)."""
+
+    line_id: str
+    amount: Decimal
+    revenue_account: str
+    deferred_account: str
+    schedule: tuple[ScheduleRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class LineBalance:
+    """A posted invoice line as a credit memo finds it."""
+
+    line_id: str
+    amount: Decimal
+    credited: Decimal  # by credit memos so far
+    revenue_account: str
+    deferred_account: str
+    unreleased: tuple[ScheduleRow, ...]  # months not recognised yet: amount less cancelled
+
+    @property
+    def left(self) -> Decimal:
+        return self.amount - self.credited
+
+
+@dataclass(frozen=True)
+class LineCredit:
+    """What a credit memo takes of one invoice line."""
+
+    line_id: str
+    amount: Decimal
+    cancelled: tuple[ScheduleRow, ...] = ()  # of unreleased months: never to be released
 
 
 class Erp(Protocol):
-    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
-        """Open the AR item and post its journal. The ERP rejects a second post of the same
-        invoice (its idempotency key)."""
+    def post_invoice(
+        self, item: OpenItem, journal: Journal, lines: Sequence[InvoiceLineBooking] = ()
+    ) -> Posted:
+        """Open the AR item, keep its lines and their revenue schedules, and post its journal.
+        The ERP rejects a second post of the same invoice (its idempotency key)."""
 
     def post_credit_memo(
-        self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
+        self,
+        credit_memo_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        journal: Journal,
+        lines: Sequence[LineCredit] = (),
     ) -> Posted:
-        """Reduce the invoice's open amount and post the journal; rejects a second post."""
+        """Reduce the invoice's open amount and what is left of the credited lines, cancel
+        the schedule months the memo takes back, and post the journal; rejects a second
+        post."""
+
+    def lines_to_credit(self, invoice_id: str) -> dict[str, LineBalance]:
+        """The invoice's posted lines by line id, with their unreleased schedule months, locked
+        until the transaction ends: a recognition run and a credit memo never take the same
+        amount."""
+
+    def tax_rounding(self, legal_entity: str) -> TaxRounding:
+        """How the legal entity rounds tax: per line, or once per tax rate per invoice. An entity
+        the ERP does not list rounds per line."""
 
     def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
         """The invoice's AR item, None if the invoice is not posted (yet). With `lock`, no other
         transaction can change it until this one ends (cash application reads, then writes)."""
+
+    def open_invoices(self, account_ids: Sequence[str]) -> int:
+        """How many invoices of these CRM accounts still have an amount open."""
 
     def create_customer(self, customer: Customer) -> str:
         """Create the customer; returns its id. Rejects a second create for the same CRM

@@ -147,7 +147,8 @@ class BatchProcessor:
                 raise _Queued
             uow = None if isolate else self.service.bind(conn)
             events = [e for _, e, _ in decoded if e]
-            fresh = set() if isolate else inbox.claim(conn, self.service.name, events)
+            claim = inbox.Claim() if isolate else inbox.claim(conn, self.service.name, events)
+            fresh, conflicts = claim.fresh, claim.conflicts
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None
@@ -156,6 +157,11 @@ class BatchProcessor:
                         record, None, error, "VALUE_CONVERTER", out, queues, ticket
                     )
                     counts[outcome] += 1
+                elif not isolate and event.event_id in conflicts:
+                    # Its document took effect with other content: a dead letter, at once
+                    # (each copy, as each copy of a failing record is on the isolated path).
+                    conflict = conflicts[event.event_id]
+                    counts[self._fail(record, event, conflict, "TASK_PUT", out, queues)] += 1
                 elif not isolate and event.event_id not in fresh:
                     counts["duplicate"] += 1
                 else:
@@ -213,7 +219,10 @@ class BatchProcessor:
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
-                    if not inbox.claim(conn, self.service.name, [event]):
+                    claim = inbox.claim(conn, self.service.name, [event])
+                    if event.event_id in claim.conflicts:
+                        raise claim.conflicts[event.event_id]  # dead-lettered below
+                    if not claim.fresh:
                         queues.done(record, place.ticket)
                         return "duplicate"
                     own = self.service.bind(conn)

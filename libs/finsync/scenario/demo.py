@@ -1,9 +1,10 @@
 """`make demo`: the whole order-to-cash flow on the local stack, from CRM account to applied cash.
 
 Starts the four services — each a consumer process with its outbox relay as a child process —
-plays the realistic scenario of `finsync simulate` through them, and prints what a finance lead
-wants to know: what went through each stage, the dead letters and why, a trial balance per
-legal entity and currency, AR per customer, and whether every deal reached an invoice posting.
+plays the realistic scenario of `finsync simulate` through them, runs the month-end revenue
+recognition (`finsync erp recognize`), and prints what a finance lead wants to know: what went
+through each stage, the dead letters and why, a trial balance per legal entity and currency, AR
+per customer, and whether every deal reached an invoice posting.
 
 FINSYNC_DEMO_SEED (7) picks the scenario, FINSYNC_DEMO_ACCOUNTS (200) its size.
 """
@@ -17,6 +18,7 @@ from datetime import date
 from rich.console import Console
 
 from finsync.contract.topics import SERVICES
+from finsync.reference.erp import recognition
 from finsync.runtime import db, telemetry
 from finsync.scenario import crm, stages, summary
 from finsync.scenario.processes import ServiceProcess
@@ -51,6 +53,13 @@ def main() -> int:
         console.print(f"[dim]·[/dim] started {', '.join(SERVICES)}; their logs are in {logs}")
         scenario = crm.build(seed, None, date.today(), accounts)
         outcome = stages.play(settings, scenario, say)
+        if outcome.complete:  # month end: deferred revenue of the months ended is earned
+            run = recognition.recognize(settings, scenario.as_of)
+            released = [m for m in run.months if m.released]
+            say(
+                f"revenue recognition through {scenario.as_of} released {len(released)} "
+                "month(s) of deferred revenue, one journal per legal entity, currency and month"
+            )
         ok = summary.print_summary(console, settings, outcome)
     finally:
         for service in services:

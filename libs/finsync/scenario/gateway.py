@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from finsync.contract.events import CreditMemoIssued, InvoiceIssued, PaymentSettled
 from finsync.domain.billing_schedule import money
+from finsync.domain.write_off import DEFAULT_TOLERANCES
 from finsync.scenario.billing import next_invoice, predicted_invoices
 from finsync.scenario.documents import FX
 from finsync.scenario.plan import Scenario, envelope
@@ -79,10 +80,7 @@ class PaymentPlan:
         start = 0
         for kind, share in shares:
             take = max(2, int(len(pool) * share))
-            chosen = pool[start : start + take]
-            if kind == "tolerance":  # a yen has no cents to write off
-                chosen = [i for i in chosen if i.currency != "JPY"]
-            kinds[kind] = chosen
+            kinds[kind] = pool[start : start + take]
             start += take
         kinds["full"] = pool[start:]
         # Credit one line of invoices with more than one, and collect the rest.
@@ -106,8 +104,8 @@ class PaymentPlan:
             pay(i, i.total, rng.choice(["CARD", "WIRE", "SEPA_DEBIT"]))
         for i in self.by_kind["partial"]:
             pay(i, money(i.total * Decimal(rng.randint(30, 80)) / 100, i.currency), "WIRE")
-        for i in self.by_kind["tolerance"]:
-            short = Decimal(rng.randint(1, 5)) / 100
+        for i in self.by_kind["tolerance"]:  # short by 1/5 .. 5/5 of the currency's tolerance
+            short = DEFAULT_TOLERANCES[i.currency] * rng.randint(1, 5) / 5
             pay(i, i.total - short, "WIRE")
         for i in self.by_kind["over"]:
             pay(i, i.total + money(Decimal(rng.randint(5, 200)) * FX[i.currency], i.currency),

@@ -3,7 +3,8 @@
 initdb and the server refuse to run as root, so as root the cluster belongs to the
 `postgres` system user (created by Debian's package) and its commands run through runuser.
 The cluster holds the databases of role `finsync`: `finsync` (services, reference ERP),
-`finsync_registry` (the schema registry's storage) and `finsync_bench` (`make bench`).
+`finsync_registry` (the schema registry's storage), `finsync_bench` (`make bench`, `make
+chaos`) and `finsync_test` (`make test`, so tests never write into the books of `finsync`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from finsync.settings import Settings
 from finsync.stack.process import StackError, port_open
 
-DATABASES = ("finsync", "finsync_registry", "finsync_bench")
+DATABASES = ("finsync", "finsync_registry", "finsync_bench", "finsync_test")
 ROLE, PASSWORD = "finsync", "finsync"
 SYSTEM_USER = "postgres"
 

@@ -6,7 +6,9 @@ subscription per opportunity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date
 
 import psycopg
 
@@ -56,6 +58,15 @@ class ReferenceBilling:
             "WHERE billing_account_id = %(billing_account_id)s",
             {**asdict(account), "billing_account_id": billing_account_id},
         )
+
+    def active_subscriptions(self, account_ids: Sequence[str], as_of: date) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM billing.subscriptions s WHERE s.account_id = ANY(%s) "
+            "AND EXISTS (SELECT 1 FROM billing.subscription_phases p "
+            "WHERE p.subscription_id = s.subscription_id AND p.end_date >= %s)",
+            (list(account_ids), as_of),
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def create_subscription(self, subscription: NewSubscription) -> str:
         s = subscription

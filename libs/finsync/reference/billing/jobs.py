@@ -25,6 +25,7 @@ from finsync.contract.events import (
     InvoiceLine,
 )
 from finsync.domain.billing_schedule import InvoiceDraft, due_invoices
+from finsync.domain.tax import TaxRounding
 from finsync.ports.billing import Phase
 from finsync.runtime import db, outbox
 from finsync.runtime.messages import Headers
@@ -57,6 +58,7 @@ class _Subscription:
     currency: str
     correlation_id: str
     tax_rate: Decimal
+    tax_rounding: str  # a TaxRounding
     payment_terms_days: int
     traceparent: str | None
 
@@ -73,16 +75,29 @@ def _phases(conn: psycopg.Connection, subscription_id: str) -> list[tuple[int, P
     ]
 
 
+def _next_number(conn: psycopg.Connection, legal_entity: str, year: int) -> int:
+    """The entity's next invoice number of the year, from its series row, which stays locked
+    until the transaction ends: a second run waits for it, and a rollback gives the number
+    back, so the series has no gaps and no number twice."""
+    row = conn.execute(
+        "INSERT INTO billing.invoice_series AS s (legal_entity, year, last_number) "
+        "VALUES (%s, %s, 1) ON CONFLICT (legal_entity, year) "
+        "DO UPDATE SET last_number = s.last_number + 1 RETURNING last_number",
+        (legal_entity, year),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _issue(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) -> InvoiceIssued:
-    number = conn.execute("SELECT nextval('billing.invoice_number')").fetchone()
-    assert number is not None
+    number = _next_number(conn, sub.legal_entity, draft.billing_date.year)
     event = InvoiceIssued(
         event_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
         source=PUBLISHER,
         correlation_id=sub.correlation_id,
         invoice_id=invoice_id(sub.opportunity_id, draft.billing_date),
-        invoice_number=f"{sub.legal_entity}-{draft.billing_date.year}-{number[0]:06d}",
+        invoice_number=f"{sub.legal_entity}-{draft.billing_date.year}-{number:06d}",
         account_id=sub.account_id,
         subscription_id=sub.subscription_id,
         legal_entity=sub.legal_entity,
@@ -98,6 +113,7 @@ def _issue(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) ->
                 tax_amount=c.tax_amount,
                 service_period_start=c.period.start if c.period.end else None,
                 service_period_end=c.period.end,
+                tax_rate=sub.tax_rate,
             )
             for c in draft.charges
         ],
@@ -127,8 +143,8 @@ def _issue(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) ->
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO billing.invoice_lines (invoice_id, line_id, subscription_id, phase_no, "
-            "period_start, period_end, sku, description, amount, tax_amount) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "period_start, period_end, sku, description, amount, tax_amount, tax_rate) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     event.invoice_id,
@@ -141,11 +157,37 @@ def _issue(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) ->
                     c.description,
                     c.amount,
                     c.tax_amount,
+                    sub.tax_rate,
                 )
                 for c in draft.charges
             ],
         )
     return event
+
+
+def _drafts(conn: psycopg.Connection, sub: _Subscription, as_of: date) -> list[InvoiceDraft]:
+    """The invoices the subscription owes by `as_of` and has not been issued yet."""
+    billed = {
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT phase_no, period_start FROM billing.invoice_lines WHERE subscription_id = %s",
+            (sub.subscription_id,),
+        )
+    }
+    phases = _phases(conn, sub.subscription_id)
+    rounding = TaxRounding(sub.tax_rounding)
+    return due_invoices(phases, sub.currency, sub.tax_rate, as_of, billed, rounding)
+
+
+def _billed(conn: psycopg.Connection, sub: _Subscription, draft: InvoiceDraft) -> bool:
+    """Whether another run billed the draft since it was drafted (its charges all start on
+    its billing date). Asked under the subscription's lock, so the answer holds."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM billing.invoice_lines WHERE subscription_id = %s "
+        "AND period_start = %s AND phase_no = ANY(%s))",
+        (sub.subscription_id, draft.billing_date, [c.phase_no for c in draft.charges]),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _write(
@@ -162,16 +204,26 @@ def run_invoices(
     as_of: date,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> RunResult:
-    """Issue every invoice due by `as_of` that is not issued yet, one transaction per
-    subscription, and publish them. Running it again issues nothing new."""
+    """Issue every invoice due by `as_of` that is not issued yet, and publish them. Every due
+    invoice is drafted first, then issued in order of billing date (then subscription), one
+    transaction each, so each entity's numbers follow the dates. Running it again issues
+    nothing new; a run that stops half-way leaves no gap, and the next run finishes it."""
     serde = Serde(registry_client(settings))
     issued: list[InvoiceIssued] = []
     with db.connect(settings) as conn:
+        # Started before the subscriptions are read: the run sees every one created before.
+        run = conn.execute(
+            "INSERT INTO billing.invoice_runs (as_of, started_at) VALUES (%s, now()) "
+            "RETURNING run_id",
+            (as_of,),
+        ).fetchone()
+        assert run is not None
         subscriptions = (
             conn.cursor(row_factory=class_row(_Subscription))
             .execute(
                 "SELECT s.subscription_id, s.opportunity_id, s.account_id, s.legal_entity, "
-                "s.currency, s.correlation_id, e.tax_rate, e.payment_terms_days, s.traceparent "
+                "s.currency, s.correlation_id, e.tax_rate, e.tax_rounding, e.payment_terms_days, "
+                "s.traceparent "
                 "FROM billing.subscriptions s JOIN billing.legal_entities e USING (legal_entity) "
                 "WHERE EXISTS (SELECT 1 FROM billing.subscription_phases p "
                 "WHERE p.subscription_id = s.subscription_id AND p.start_date <= %s) "
@@ -181,27 +233,28 @@ def run_invoices(
             .fetchall()
         )
         conn.commit()
-        for n, sub in enumerate(subscriptions, 1):
+        due = sorted(
+            ((d, sub) for sub in subscriptions for d in _drafts(conn, sub, as_of)),
+            key=lambda due: (due[0].billing_date, due[1].subscription_id),
+        )
+        conn.commit()  # so that each invoice below commits in a transaction of its own
+        for n, (draft, sub) in enumerate(due, 1):
             with conn.transaction():
-                # Two runs at once: the second waits here, then finds the periods billed.
+                # Two runs at once: the second waits here, then finds the period billed.
                 conn.execute(
                     "SELECT 1 FROM billing.subscriptions WHERE subscription_id = %s FOR UPDATE",
                     (sub.subscription_id,),
                 )
-                billed = {
-                    (r[0], r[1])
-                    for r in conn.execute(
-                        "SELECT phase_no, period_start FROM billing.invoice_lines "
-                        "WHERE subscription_id = %s",
-                        (sub.subscription_id,),
-                    )
-                }
-                phases = _phases(conn, sub.subscription_id)
-                drafts = due_invoices(phases, sub.currency, sub.tax_rate, as_of, billed)
-                events = [_issue(conn, sub, d) for d in drafts]
-                _write(conn, serde, events, sub.traceparent)
-            issued += events
-            progress(n, len(subscriptions))
+                event = None if _billed(conn, sub, draft) else _issue(conn, sub, draft)
+                if event is not None:
+                    _write(conn, serde, [event], sub.traceparent)
+            if event is not None:
+                issued.append(event)
+            progress(n, len(due))
+        conn.execute(
+            "UPDATE billing.invoice_runs SET finished_at = now() WHERE run_id = %s", (run[0],)
+        )
+        conn.commit()
     published = Relay(PUBLISHER, settings).drain()
     return RunResult(len(subscriptions), issued, published)
 
@@ -219,7 +272,7 @@ def issue_credit_memo(
             (invoice,),
         ).fetchone()
         line = conn.execute(
-            "SELECT description, sku, amount, tax_amount, period_start, period_end "
+            "SELECT description, sku, amount, tax_amount, period_start, period_end, tax_rate "
             "FROM billing.invoice_lines WHERE invoice_id = %s AND line_id = %s",
             (invoice, line_id),
         ).fetchone()
@@ -243,9 +296,10 @@ def issue_credit_memo(
                     description=f"Credit: {line[0]} — {reason}",
                     sku=line[1],
                     amount=amount,
-                    tax_amount=tax,
+                    tax_amount=tax,  # the share the invoice gave it, however it was rounded
                     service_period_start=line[4] if line[5] else None,
                     service_period_end=line[5],
+                    tax_rate=line[6],
                 )
             ],
             subtotal=amount,

@@ -1,21 +1,35 @@
 """The reference ERP on PostgreSQL (schema `erp`): the embedded default behind the Erp port.
 
 Idempotency keys are unique constraints, so a second post of the same document changes
-nothing; the database itself refuses an unbalanced or altered journal.
+nothing; the database itself refuses an unbalanced or altered journal, or one dated in a
+closed period (a journal dated in one posts in the next open period: periods.py).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
 
+from finsync.domain import periods as period_rules
 from finsync.domain.accounting import Journal
+from finsync.domain.tax import TaxRounding
 from finsync.errors import InvalidEvent
-from finsync.ports.erp import CashApplication, Customer, OpenItem, Posted
+from finsync.ports.erp import (
+    CashApplication,
+    Customer,
+    InvoiceLineBooking,
+    LineBalance,
+    LineCredit,
+    OpenItem,
+    Posted,
+)
+from finsync.reference.erp import periods
+from finsync.reference.erp.schedules import Schedules
 
 
 class ReferenceErp:
@@ -30,27 +44,44 @@ class ReferenceErp:
         self._open_items: list[tuple[object, ...]] = []
         self._credits: list[tuple[object, ...]] = []
         self._payments: list[tuple[object, ...]] = []
+        self._schedules = Schedules(conn)  # invoice lines and revenue schedules
+        self._tax_rounding: dict[str, TaxRounding] = {}  # per legal entity, for this unit of work
+        # Closed periods per entity, read once per unit of work under the entity's shared
+        # period lock, which holds off a close of its periods until this transaction ends.
+        self._closed: dict[str, frozenset[date]] = {}
 
-    def _journal(self, journal: Journal) -> tuple[str, datetime]:
+    def _journal(self, journal: Journal) -> tuple[str, datetime, date]:
         # Ids and time are made here, so nothing waits for the database to answer.
         entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
+        entity = journal.legal_entity
+        if entity not in self._closed:
+            self._closed[entity] = periods.closed_periods(self.conn, entity)
+        dated = period_rules.resolve(
+            journal.accounting_date or posted_at.date(), entity, self._closed[entity]
+        )
         self._entries.append(
             (
                 entry_id,
                 journal.key,
-                journal.legal_entity,
+                entity,
                 journal.currency,
                 journal.description,
                 posted_at,
+                dated.on,
+                dated.original,
+                dated.reason,
             )
         )
         self._lines += [
             (entry_id, n, x.account_code, x.debit, x.credit) for n, x in enumerate(journal.lines, 1)
         ]
-        return entry_id, posted_at
+        return entry_id, posted_at, dated.on
 
-    def post_invoice(self, item: OpenItem, journal: Journal) -> Posted:
-        entry_id, posted_at = self._journal(journal)
+    def post_invoice(
+        self, item: OpenItem, journal: Journal, lines: Sequence[InvoiceLineBooking] = ()
+    ) -> Posted:
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self._schedules.add(item.invoice_id, item.legal_entity, item.currency, lines)
         document_id = f"AR-{item.invoice_id}"
         self._open_items.append(
             (
@@ -67,10 +98,15 @@ class ReferenceErp:
                 entry_id,
             )
         )
-        return Posted(document_id, entry_id, posted_at)
+        return Posted(document_id, entry_id, posted_at, accounting_date)
 
     def post_credit_memo(
-        self, credit_memo_id: str, invoice_id: str, amount: Decimal, journal: Journal
+        self,
+        credit_memo_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        journal: Journal,
+        lines: Sequence[LineCredit] = (),
     ) -> Posted:
         self.flush()
         reduced = self.conn.execute(
@@ -90,9 +126,30 @@ class ReferenceErp:
                 f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
                 f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
             )
-        entry_id, posted_at = self._journal(journal)
+        self._schedules.credit(invoice_id, lines)
+        entry_id, posted_at, accounting_date = self._journal(journal)
         self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
-        return Posted(f"CM-{credit_memo_id}", entry_id, posted_at)
+        return Posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
+
+    def tax_rounding(self, legal_entity: str) -> TaxRounding:
+        rounding = self._tax_rounding.get(legal_entity)
+        if rounding is None:
+            row = self.conn.execute(
+                "SELECT tax_rounding FROM erp.legal_entities WHERE legal_entity = %s",
+                (legal_entity,),
+            ).fetchone()
+            rounding = TaxRounding(row[0]) if row else TaxRounding.LINE
+            self._tax_rounding[legal_entity] = rounding
+        return rounding
+
+    def lines_to_credit(self, invoice_id: str) -> dict[str, LineBalance]:
+        self.flush()
+        return self._schedules.lines_to_credit(invoice_id)
+
+    def post_journal(self, journal: Journal) -> Posted:
+        """A journal of the ERP's own, with no document behind it (a recognition run's)."""
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        return Posted(entry_id, entry_id, posted_at, accounting_date)
 
     def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
         self.flush()
@@ -103,6 +160,14 @@ class ReferenceErp:
             (invoice_id,),
         ).fetchone()
         return None if row is None else OpenItem(*row)
+
+    def open_invoices(self, account_ids: Sequence[str]) -> int:
+        self.flush()  # posted in this unit of work counts too
+        row = self.conn.execute(
+            "SELECT count(*) FROM erp.ar_open_items WHERE account_id = ANY(%s) AND open_amount > 0",
+            (list(account_ids),),
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     # Customers are written at once, not buffered: few, and read back by the next account.
     def create_customer(self, customer: Customer) -> str:
@@ -139,7 +204,7 @@ class ReferenceErp:
                 raise RuntimeError(
                     f"payment {a.payment_id} would settle more than invoice {a.invoice_id} has open"
                 )
-        entry_id, posted_at = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journal(journal)
         self._payments.append(
             (
                 a.payment_id,
@@ -160,7 +225,7 @@ class ReferenceErp:
                 a.gateway_reference,
             )
         )
-        return Posted(f"PAY-{a.payment_id}", entry_id, posted_at)
+        return Posted(f"PAY-{a.payment_id}", entry_id, posted_at, accounting_date)
 
     def flush(self) -> None:
         if not self._entries:
@@ -168,7 +233,8 @@ class ReferenceErp:
         with self.conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
-                "currency, description, posted_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                "currency, description, posted_at, accounting_date, original_date, date_reason) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 self._entries,
             )
             # All lines in one statement, so the balance trigger sees whole entries.
@@ -186,6 +252,7 @@ class ReferenceErp:
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     self._open_items,
                 )
+            self._schedules.flush(cur)
             if self._credits:
                 cur.executemany(
                     "INSERT INTO erp.ar_credits (credit_memo_id, invoice_id, amount, "

@@ -1,0 +1,312 @@
+"""Ledger checks: each control account of the reference ERP equals the documents behind it.
+
+Every check compares document by document, so each break names the document whose posting
+and sub-ledger disagree; journal lines on a control account that no document explains are
+breaks of their own. Amounts are net: debit minus credit for assets, the reverse for
+liabilities.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from finsync.books.findings import Check, Finding
+from finsync.domain.accounting import (
+    ACCOUNTS_RECEIVABLE,
+    DEFERRED_REVENUE,
+    TAX_PAYABLE,
+    UNAPPLIED_CASH,
+    fmt,
+)
+
+TRIAL_BALANCE = Check(
+    "trial-balance", "the trial balance nets to zero per entity and currency", "ledger"
+)
+GL_AR = Check("gl-ar", f"GL {ACCOUNTS_RECEIVABLE} equals the AR sub-ledger", "ledger")
+GL_UNAPPLIED = Check(
+    "gl-unapplied-cash", f"GL {UNAPPLIED_CASH} equals the unapplied cash held", "ledger"
+)
+GL_DEFERRED = Check(
+    "gl-deferred-revenue",
+    f"GL {DEFERRED_REVENUE} equals the revenue schedules not yet released",
+    "ledger",
+)
+GL_TAX = Check("gl-tax", f"GL {TAX_PAYABLE} equals the tax billed less the tax credited", "ledger")
+CHECKS = (TRIAL_BALANCE, GL_AR, GL_UNAPPLIED, GL_DEFERRED, GL_TAX)
+
+# An entity filter every query takes as %(entity)s: NULL means every entity.
+ENTITY = "(%(entity)s::text IS NULL OR {column} = %(entity)s)"
+# Documents whose journal was posted since %(since)s (NULL: all): the activity of a window.
+SINCE = (
+    "(%(since)s::timestamptz IS NULL OR EXISTS (SELECT 1 FROM erp.journal_entries j "
+    "WHERE j.entry_id = {entry} AND j.posted_at >= %(since)s))"
+)
+
+# The journal entry of each AR document, and the invoice it moves.
+AR_DOCUMENTS = (
+    "SELECT journal_entry_id AS entry_id, invoice_id, 'invoice ' || invoice_id AS document "
+    "FROM erp.ar_open_items "
+    "UNION ALL SELECT journal_entry_id, invoice_id, 'credit memo ' || credit_memo_id "
+    "FROM erp.ar_credits "
+    "UNION ALL SELECT journal_entry_id, invoice_id, 'payment ' || payment_id FROM erp.payments"
+)
+
+
+def run(conn: psycopg.Connection, entity: str | None, since: datetime | None) -> list[Finding]:
+    """Every ledger check; documents posted since `since` only (all if None), but the trial
+    balance always of the whole ledger."""
+    params: dict[str, object] = {"entity": entity, "since": since}
+    return [
+        *trial_balance(conn, params),
+        *gl_ar(conn, params),
+        *gl_unapplied(conn, params),
+        *gl_deferred(conn, params),
+        *gl_tax(conn, params),
+    ]
+
+
+def trial_balance(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    rows = conn.execute(
+        "SELECT e.legal_entity, e.currency, sum(l.debit) - sum(l.credit), "
+        "  (SELECT array_agg(k) FROM (SELECT x.idempotency_key AS k FROM erp.journal_entries x "
+        "     JOIN erp.journal_lines y USING (entry_id) WHERE x.legal_entity = e.legal_entity "
+        "     AND x.currency = e.currency GROUP BY x.entry_id, x.idempotency_key "
+        "     HAVING sum(y.debit) <> sum(y.credit) LIMIT 10) u) "
+        "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
+        f"WHERE {ENTITY.format(column='e.legal_entity')} "
+        "GROUP BY 1, 2 HAVING sum(l.debit) <> sum(l.credit) ORDER BY 1, 2",
+        params,
+    ).fetchall()
+    return [
+        Finding(
+            TRIAL_BALANCE.name,
+            f"{e} {c}",
+            f"debits exceed credits by {fmt(diff, c)}",
+            tuple(keys or ()),
+        )
+        for e, c, diff, keys in rows
+    ]
+
+
+def _untied(
+    conn: psycopg.Connection,
+    check: Check,
+    account: str,
+    tied: str,
+    params: dict[str, object],
+) -> list[Finding]:
+    """Lines on a control account whose journal is none of the documents that account holds."""
+    rows = conn.execute(
+        "SELECT e.legal_entity, e.currency, e.idempotency_key, sum(l.debit - l.credit) "
+        "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
+        f"WHERE l.account_code = %(account)s AND {ENTITY.format(column='e.legal_entity')} "
+        "AND (%(since)s::timestamptz IS NULL OR e.posted_at >= %(since)s) "
+        f"AND e.entry_id NOT IN ({tied}) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        {**params, "account": account},
+    ).fetchall()
+    return [
+        Finding(
+            check.name,
+            f"{e} {c}",
+            f"journal {key} {'debits' if net > 0 else 'credits'} {account} with "
+            f"{fmt(abs(net), c)}, and no document explains it",
+            (key,),
+        )
+        for e, c, key, net in rows
+    ]
+
+
+def gl_ar(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    """Per invoice: its own journal, its credit memos' and its payments' lines on 1200 add up to
+    its open amount."""
+    rows = conn.execute(
+        f"WITH docs AS ({AR_DOCUMENTS}), "
+        "gl AS (SELECT d.invoice_id, sum(l.debit - l.credit) AS net, "
+        "              array_agg(DISTINCT d.document) AS documents "
+        "       FROM docs d JOIN erp.journal_lines l USING (entry_id) "
+        "       WHERE l.account_code = %(account)s AND d.invoice_id IS NOT NULL GROUP BY 1) "
+        "SELECT a.invoice_id, a.legal_entity, a.currency, a.open_amount, COALESCE(gl.net, 0), "
+        "       gl.documents "
+        "FROM erp.ar_open_items a LEFT JOIN gl USING (invoice_id) "
+        f"WHERE a.open_amount <> COALESCE(gl.net, 0) AND {ENTITY.format(column='a.legal_entity')} "
+        f"AND {SINCE.format(entry='a.journal_entry_id')} "
+        "ORDER BY 1",
+        {**params, "account": ACCOUNTS_RECEIVABLE},
+    ).fetchall()
+    found = [
+        Finding(
+            GL_AR.name,
+            f"invoice {i}",
+            f"open {fmt(open_, c)} in the sub-ledger, {fmt(net, c)} on {ACCOUNTS_RECEIVABLE}",
+            (f"invoice {i}", *sorted(set(docs or ()) - {f"invoice {i}"})),
+        )
+        for i, e, c, open_, net, docs in rows
+    ]
+    tied = f"SELECT entry_id FROM ({AR_DOCUMENTS}) d WHERE d.invoice_id IS NOT NULL"
+    return found + _untied(conn, GL_AR, ACCOUNTS_RECEIVABLE, tied, params)
+
+
+def gl_unapplied(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    """Per payment: what its journal credits to 2100 is the cash it left unapplied."""
+    rows = conn.execute(
+        "SELECT p.payment_id, p.currency, p.unapplied_amount, "
+        "       COALESCE(sum(l.credit - l.debit), 0) "
+        "FROM erp.payments p LEFT JOIN erp.journal_lines l "
+        "  ON l.entry_id = p.journal_entry_id AND l.account_code = %(account)s "
+        f"WHERE {ENTITY.format(column='p.legal_entity')} "
+        f"AND {SINCE.format(entry='p.journal_entry_id')} "
+        "GROUP BY 1, 2, 3 HAVING p.unapplied_amount <> COALESCE(sum(l.credit - l.debit), 0) "
+        "ORDER BY 1",
+        {**params, "account": UNAPPLIED_CASH},
+    ).fetchall()
+    found = [
+        Finding(
+            GL_UNAPPLIED.name,
+            f"payment {p}",
+            f"{fmt(held, c)} unapplied, {fmt(net, c)} on {UNAPPLIED_CASH}",
+            (f"payment {p}",),
+        )
+        for p, c, held, net in rows
+    ]
+    tied = "SELECT journal_entry_id FROM erp.payments"
+    return found + _untied(conn, GL_UNAPPLIED, UNAPPLIED_CASH, tied, params)
+
+
+def _has_schedules(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass('erp.revenue_schedules') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def gl_deferred(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    """Deferred revenue, three ways: what each invoice deferred is its schedule; what each credit
+    memo took back is what its schedule cancelled; what each recognition run released is the
+    schedule rows it marked. Then nothing else may move a deferred account."""
+    if not _has_schedules(conn):
+        return []
+    accounts = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT deferred_account FROM erp.revenue_schedules UNION SELECT %s",
+            (DEFERRED_REVENUE,),
+        )
+    ]
+    p = {**params, "accounts": accounts}
+    invoice_entry = (
+        "(SELECT a.journal_entry_id FROM erp.ar_open_items a WHERE a.invoice_id = s.invoice_id)"
+    )
+    entity = ENTITY.format(column="s.legal_entity")
+    found: list[Finding] = []
+    deferred_by_invoice = conn.execute(
+        "WITH s AS (SELECT invoice_id, legal_entity, currency, sum(amount) AS scheduled, "
+        "                  sum(cancelled_amount) AS cancelled "
+        "           FROM erp.revenue_schedules GROUP BY 1, 2, 3), "
+        "inv AS (SELECT a.invoice_id, sum(l.credit - l.debit) AS net FROM erp.ar_open_items a "
+        "        JOIN erp.journal_lines l ON l.entry_id = a.journal_entry_id "
+        "        WHERE l.account_code = ANY(%(accounts)s) GROUP BY 1), "
+        "cm AS (SELECT c.invoice_id, sum(l.debit - l.credit) AS net FROM erp.ar_credits c "
+        "       JOIN erp.journal_lines l ON l.entry_id = c.journal_entry_id "
+        "       WHERE l.account_code = ANY(%(accounts)s) GROUP BY 1) "
+        "SELECT s.invoice_id, s.currency, s.scheduled, COALESCE(inv.net, 0), s.cancelled, "
+        "       COALESCE(cm.net, 0) "
+        "FROM s LEFT JOIN inv USING (invoice_id) LEFT JOIN cm USING (invoice_id) "
+        f"WHERE {entity} AND {SINCE.format(entry=invoice_entry)} "
+        "AND (s.scheduled <> COALESCE(inv.net, 0) "
+        "                     OR s.cancelled <> COALESCE(cm.net, 0)) ORDER BY 1",
+        p,
+    ).fetchall()
+    for invoice, c, scheduled, deferred, cancelled, taken_back in deferred_by_invoice:
+        if scheduled != deferred:
+            found.append(
+                Finding(
+                    GL_DEFERRED.name,
+                    f"invoice {invoice}",
+                    f"deferred {fmt(deferred, c)} but its schedule holds {fmt(scheduled, c)}",
+                    (f"invoice {invoice}",),
+                )
+            )
+        if cancelled != taken_back:
+            found.append(
+                Finding(
+                    GL_DEFERRED.name,
+                    f"invoice {invoice}",
+                    f"credit memos took back {fmt(taken_back, c)} of deferred revenue but "
+                    f"cancelled {fmt(cancelled, c)} of its schedule",
+                    (f"invoice {invoice}",),
+                )
+            )
+    released = conn.execute(
+        "WITH s AS (SELECT recognized_entry_id AS entry_id, legal_entity, currency, "
+        "                  sum(amount - cancelled_amount) AS released "
+        "           FROM erp.revenue_schedules WHERE recognized_entry_id IS NOT NULL "
+        "           GROUP BY 1, 2, 3) "
+        "SELECT e.idempotency_key, s.currency, s.released, "
+        "       COALESCE((SELECT sum(l.debit - l.credit) FROM erp.journal_lines l "
+        "                 WHERE l.entry_id = s.entry_id "
+        "                 AND l.account_code = ANY(%(accounts)s)), 0) AS net "
+        f"FROM s JOIN erp.journal_entries e USING (entry_id) WHERE {entity} "
+        "AND (%(since)s::timestamptz IS NULL OR e.posted_at >= %(since)s) ORDER BY 1",
+        p,
+    ).fetchall()
+    found += [
+        Finding(
+            GL_DEFERRED.name,
+            f"{key}",
+            f"released {fmt(net, c)} of deferred revenue for schedule rows of {fmt(amount, c)}",
+            (key,),
+        )
+        for key, c, amount, net in released
+        if amount != net
+    ]
+    tied = (
+        "SELECT journal_entry_id FROM erp.ar_open_items "
+        "UNION ALL SELECT journal_entry_id FROM erp.ar_credits "
+        "UNION ALL SELECT recognized_entry_id FROM erp.revenue_schedules "
+        "WHERE recognized_entry_id IS NOT NULL"
+    )
+    for account in accounts:
+        found += _untied(conn, GL_DEFERRED, account, tied, params)
+    return found
+
+
+def gl_tax(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    """Per document: the tax the ERP booked on it is the tax billing issued (an invoice) or took
+    back (a credit memo, the tax of the line it credits). Documents billing issued that the ERP
+    has not posted are the three-way check's; here they count only once posted."""
+    rows = conn.execute(
+        "WITH billed AS ("
+        "  SELECT 'invoice ' || i.invoice_id AS document, i.legal_entity, i.currency, "
+        "         i.tax_total AS tax, a.journal_entry_id AS entry_id "
+        "  FROM billing.invoices i JOIN erp.ar_open_items a USING (invoice_id) "
+        "  UNION ALL "
+        "  SELECT 'credit memo ' || m.credit_memo_id, i.legal_entity, i.currency, "
+        "         -l.tax_amount, c.journal_entry_id "
+        "  FROM billing.credit_memos m JOIN billing.invoices i USING (invoice_id) "
+        "  JOIN billing.invoice_lines l ON l.invoice_id = m.invoice_id AND l.line_id = m.line_id "
+        "  JOIN erp.ar_credits c USING (credit_memo_id)), "
+        "posted AS (SELECT l.entry_id, sum(l.credit - l.debit) AS net FROM erp.journal_lines l "
+        "           WHERE l.account_code = %(account)s GROUP BY 1) "
+        "SELECT b.document, b.currency, b.tax, COALESCE(p.net, 0) "
+        "FROM billed b LEFT JOIN posted p USING (entry_id) "
+        f"WHERE b.tax <> COALESCE(p.net, 0) AND {ENTITY.format(column='b.legal_entity')} "
+        f"AND {SINCE.format(entry='b.entry_id')} "
+        "ORDER BY 1",
+        {**params, "account": TAX_PAYABLE},
+    ).fetchall()
+    found = [
+        Finding(
+            GL_TAX.name,
+            document,
+            f"billing's tax {fmt(tax, c)}, {fmt(net, c)} on {TAX_PAYABLE}",
+            (document,),
+        )
+        for document, c, tax, net in rows
+    ]
+    tied = (
+        "SELECT a.journal_entry_id FROM erp.ar_open_items a "
+        "JOIN billing.invoices USING (invoice_id) "
+        "UNION ALL SELECT c.journal_entry_id FROM erp.ar_credits c "
+        "JOIN billing.credit_memos USING (credit_memo_id)"
+    )
+    return found + _untied(conn, GL_TAX, TAX_PAYABLE, tied, params)
