@@ -70,6 +70,7 @@ class Settings:
     kafka_ssl_ca_location: str
     registry_basic_auth: str
     registry_ca_location: str
+    registry_timeout_seconds: float  # for any one request to the schema registry
     topic_partitions: int
     batch_size: int
     session_timeout_seconds: float  # a member silent this long leaves its group
@@ -117,6 +118,7 @@ class Settings:
             kafka_ssl_ca_location=get("KAFKA_SSL_CA_LOCATION", ""),
             registry_basic_auth=get("REGISTRY_BASIC_AUTH", ""),
             registry_ca_location=get("REGISTRY_CA_LOCATION", ""),
+            registry_timeout_seconds=float(get("REGISTRY_TIMEOUT_SECONDS", "30")),
             topic_partitions=int(get("TOPIC_PARTITIONS", "3")),
             batch_size=int(get("BATCH_SIZE", "500")),
             session_timeout_seconds=float(get("SESSION_TIMEOUT_SECONDS", "10")),
@@ -163,8 +165,13 @@ class Settings:
             config["ssl.ca.location"] = self.kafka_ssl_ca_location
         return config
 
-    def registry_config(self) -> dict[str, str]:
-        config = {"url": self.registry_url}
+    def registry_config(self) -> dict[str, object]:
+        # A registry that takes a connection and never answers must not hang a service (the
+        # client waits forever by default): past the timeout it is an outage, and retried.
+        config: dict[str, object] = {
+            "url": self.registry_url,
+            "timeout": self.registry_timeout_seconds,
+        }
         if self.registry_basic_auth:
             config["basic.auth.user.info"] = self.registry_basic_auth
         if self.registry_ca_location:

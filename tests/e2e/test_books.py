@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from finsync.bench.invoice_poster import bench_settings, reset_database
 from finsync.books import close
@@ -72,7 +73,8 @@ class Books:
 
 def _skip_to_end(settings: Settings) -> None:
     """The services' groups start at the end of their topics: what earlier tests left behind
-    belongs to the books of another database."""
+    belongs to the books of another database. The broker takes the commit once the group is
+    empty, so a member an earlier test killed must first time out of it."""
     for name in SERVICES:
         topics = [*runner.load(name).handlers, retry_topic(name)]
         group = clients.consumer(settings, name)
@@ -83,9 +85,20 @@ def _skip_to_end(settings: Settings) -> None:
                 for p in meta.partitions:
                     high = group.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                     ends.append(TopicPartition(topic, p, high))
-            group.commit(offsets=ends, asynchronous=False)
+            done = partial(_committed, group, ends)
+            eventually(done, 60, f"the group {name} to be empty")
         finally:
             group.close()
+
+
+def _committed(group: Consumer, offsets: list[TopicPartition]) -> bool:
+    try:
+        group.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() in (KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS):
+            return False  # the group still has members
+        raise
+    return True
 
 
 @pytest.fixture(scope="module")

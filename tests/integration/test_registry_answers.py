@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -20,6 +23,7 @@ from finsync.contract.events import InvoiceIssued
 from finsync.errors import Outage, UnknownSchema
 from finsync.runtime.serde import Serde
 from finsync.scenario import documents
+from finsync.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +96,22 @@ def test_an_unknown_schema_id_is_the_events_fault(serde: Serde) -> None:
     never_registered = b"\x00\x7f\xff\xff\xf0\x02"  # schema id 2147483632
     with pytest.raises(UnknownSchema, match="schema id 2147483632 is not known"):
         serde.decode(InvoiceIssued.TOPIC, never_registered)
+
+
+def test_a_registry_that_never_answers_is_an_outage_not_a_hang(settings: Settings) -> None:
+    # It takes the connection and says nothing: without a timeout the client would wait for
+    # ever, and the service with it, deaf even to SIGTERM.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        quick = replace(settings, registry_url=url, registry_timeout_seconds=1.0)
+        config = {**quick.registry_config(), "max.retries": 0}
+        serde = Serde(SchemaRegistryClient(config))
+        started = time.monotonic()
+        with pytest.raises(Outage):
+            serde.decode(InvoiceIssued.TOPIC, FRAMED)
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()

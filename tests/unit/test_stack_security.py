@@ -83,6 +83,7 @@ def test_clients_get_sasl_ssl_https_and_the_ca(settings: Settings) -> None:
         "url": "https://localhost:18081/apis/ccompat/v7",
         "basic.auth.user.info": security.credentials(settings)["FINSYNC_REGISTRY_BASIC_AUTH"],
         "ssl.ca.location": ca,
+        "timeout": 30.0,
     }
 
 

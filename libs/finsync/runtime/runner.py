@@ -7,6 +7,7 @@ commits and leaves the group, and the relay publishes what was committed before 
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import importlib
 import logging
 import multiprocessing
@@ -51,6 +52,8 @@ def run(name: str, settings: Settings | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # `kill -USR1 <pid>` writes every thread's stack to the log: what a stuck service is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = settings or Settings.from_env()
     service = load(name)
     telemetry.setup(service.name, settings.log_level)

@@ -29,6 +29,7 @@ class ServiceProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
+                start_new_session=True,  # its own process group: the service and its relay
             )
         if wait:
             self.wait_log("started", 60)
@@ -61,9 +62,14 @@ class ServiceProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired as exc:
-                self.proc.kill()
+                # What it is stuck on goes to its log; then it and its relay are gone, so a
+                # stuck member does not hold its group's partitions for whatever runs next.
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
                 raise RuntimeError(
-                    f"{self.name} did not stop on SIGTERM in {timeout:.0f} s"
+                    f"{self.name} did not stop on SIGTERM in {timeout:.0f} s; its threads' "
+                    f"stacks are at the end of {self.log}"
                 ) from exc
         return self.proc.returncode
