@@ -9,17 +9,22 @@ from finsync.contract.events import (
     InvoicePosted,
     JournalLine,
 )
+from finsync.domain.customer_credit import (
+    credit_application_journal,
+    credit_to_apply,
+    split_credit_memo,
+)
 from finsync.domain.tax import check_tax
 from finsync.errors import DependencyNotReady
-from finsync.ports.erp import Erp, OpenItem, Posted
+from finsync.ports.erp import CreditHolder, Erp, OpenItem, Posted
 
-from .posting import credit_memo_posting, invoice_posting
+from .posting import AccountsOf, LineAccounts, credit_memo_posting, invoice_posting
 
 SOURCE = "finsync.invoice-poster"
 
 
 def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
-    journal, lines = invoice_posting(invoice)
+    journal, lines = invoice_posting(invoice, _mapped(invoice.legal_entity, erp))
     _check_tax(invoice, f"invoice {invoice.invoice_id}", invoice.legal_entity, erp, True)
     item = OpenItem(
         invoice_id=invoice.invoice_id,
@@ -33,11 +38,33 @@ def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
         open_amount=invoice.total,
     )
     posted = erp.post_invoice(item, journal, lines)
-    return [_posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal.lines)]
+    event = _posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal.lines)
+    # Credit the customer holds (from credit memos above an open amount) is used at once.
+    holder = CreditHolder.of(item)
+    use = credit_to_apply(erp.credit_held(holder), invoice.total)
+    if use:
+        applied = erp.apply_credit(
+            invoice.invoice_id,
+            holder,
+            use,
+            credit_application_journal(
+                invoice.invoice_id,
+                invoice.invoice_number,
+                invoice.legal_entity,
+                invoice.currency,
+                use,
+                invoice.issued_on,
+            ),
+        )
+        event = event.model_copy(
+            update={"credit_applied": use, "credit_journal_entry_id": applied.journal_entry_id}
+        )
+    return [event]
 
 
 def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
-    invoice = erp.open_item(memo.invoice_id)
+    # Locked: its open amount decides what goes to the customer's credit balance.
+    invoice = erp.open_item(memo.invoice_id, lock=True)
     if invoice is None:
         raise DependencyNotReady(
             f"credit memo {memo.credit_memo_id} refers to invoice {memo.invoice_id}, "
@@ -45,15 +72,23 @@ def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
         )
     # Locked until the batch commits: a recognition run cannot release what the memo takes.
     invoice_lines = erp.lines_to_credit(memo.invoice_id)
+    split = split_credit_memo(memo.total, invoice.open_amount)
     journal, credits = credit_memo_posting(
-        memo, invoice.currency, invoice.legal_entity, invoice_lines
+        memo, invoice.currency, invoice.legal_entity, invoice_lines, split.credit
     )
     # A memo credits some of the invoice's lines: each line's tax is the share it was given.
     _check_tax(memo, f"credit memo {memo.credit_memo_id}", invoice.legal_entity, erp, False)
     posted = erp.post_credit_memo(
-        memo.credit_memo_id, memo.invoice_id, memo.total, journal, credits
+        memo.credit_memo_id, memo.invoice_id, memo.total, journal, credits, split.credit
     )
     return [_posted(memo, DocumentType.CREDIT_MEMO, memo.credit_memo_id, posted, journal.lines)]
+
+
+def _mapped(legal_entity: str, erp: Erp) -> AccountsOf:
+    """A line's accounts by the ERP's GL mapping, which it reads once per unit of work."""
+    return lambda line: LineAccounts(
+        erp.revenue_accounts(legal_entity, line.sku), erp.tax_account(legal_entity, line.tax_rate)
+    )
 
 
 def _check_tax(

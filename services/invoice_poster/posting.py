@@ -3,14 +3,16 @@
 An invoice debits accounts receivable for its total and credits tax payable for its tax and,
 per line, deferred revenue when the line bills a service period — the line then gets a
 monthly revenue schedule, which recognition runs release to revenue — else revenue at once.
+Which revenue, deferred revenue and tax accounts a line uses is the ERP's GL mapping's choice
+(finsync.domain.gl_mapping), made per line; each journal line names the rule that chose it.
 A credit memo reverses what its invoice's lines posted: of each line it credits, the part
 recognised so far from revenue, the part still deferred from deferred revenue, cancelling
-that part of the line's schedule.
+that part of the line's schedule, and its tax from the account the line's tax went to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,30 +20,35 @@ from decimal import Decimal
 from finsync.contract.events import CreditMemoIssued, InvoiceIssued, InvoiceLine, JournalLine
 from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
-    DEFERRED_REVENUE,
-    REVENUE,
-    TAX_PAYABLE,
+    CUSTOMER_CREDIT,
+    ZERO,
     Journal,
     check_money,
     credit,
     debit,
     fmt,
 )
+from finsync.domain.gl_mapping import DEFAULT_REVENUE, DEFAULT_TAX, RevenueAccounts, TaxAccount
 from finsync.domain.revenue import schedule, split_credit
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import InvoiceLineBooking, LineBalance, LineCredit
 
 
 @dataclass(frozen=True)
-class RevenueAccounts:
-    revenue: str
-    deferred: str
+class LineAccounts:
+    """The accounts an invoice line posts to, and the GL mapping rules that chose them."""
+
+    revenue: RevenueAccounts
+    tax: TaxAccount
 
 
-def revenue_accounts(line: InvoiceLine, legal_entity: str) -> RevenueAccounts:
-    """The accounts a line's revenue goes to. The one place that chooses them, so a GL mapping
-    (per SKU, say) can take its place; credit memos reverse what the ERP kept, not this."""
-    return RevenueAccounts(revenue=REVENUE, deferred=DEFERRED_REVENUE)
+# Chooses a line's accounts: the handler asks the ERP's GL mapping. Credit memos reverse what
+# the ERP kept of the line, never what this says at the time.
+AccountsOf = Callable[[InvoiceLine], LineAccounts]
+
+
+def default_accounts(line: InvoiceLine) -> LineAccounts:
+    return LineAccounts(DEFAULT_REVENUE, DEFAULT_TAX)
 
 
 def service_period(line: InvoiceLine, issued_on: date) -> tuple[date, date] | None:
@@ -53,15 +60,34 @@ def service_period(line: InvoiceLine, issued_on: date) -> tuple[date, date] | No
     return line.service_period_start or min(issued_on, end), end
 
 
-def line_booking(line: InvoiceLine, invoice: InvoiceIssued) -> InvoiceLineBooking:
+def line_booking(
+    line: InvoiceLine, invoice: InvoiceIssued, accounts: LineAccounts
+) -> InvoiceLineBooking:
     """A line with a service period is scheduled; a one-time charge, or a line of no positive
     amount (a discount: a schedule holds no negative months), is revenue at once."""
-    accounts = revenue_accounts(line, invoice.legal_entity)
     period = service_period(line, invoice.issued_on)
     rows = schedule(line.amount, invoice.currency, *period) if period and line.amount > 0 else ()
     return InvoiceLineBooking(
-        line.line_id, line.amount, accounts.revenue, accounts.deferred, schedule=rows
+        line.line_id,
+        line.amount,
+        accounts.revenue.revenue,
+        accounts.revenue.deferred,
+        schedule=rows,
+        mapping_rule=accounts.revenue.rule,
+        tax_account=accounts.tax.account,
+        tax_rule=accounts.tax.rule,
     )
+
+
+def _tax_lines(
+    post: Callable[[str, Decimal, str | None], JournalLine],
+    taxes: Iterable[tuple[Decimal, str, str | None]],
+) -> list[JournalLine]:
+    """One journal line per tax account and rule, of the (tax, account, rule) of each line."""
+    summed: dict[tuple[str, str | None], Decimal] = {}
+    for amount, account, rule in taxes:
+        summed[(account, rule)] = summed.get((account, rule), ZERO) + amount
+    return [post(account, amount, rule) for (account, rule), amount in summed.items()]
 
 
 def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
@@ -104,17 +130,21 @@ def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
             raise InvalidEvent(f"line {line.line_id} service period ends before it starts")
 
 
-def invoice_posting(invoice: InvoiceIssued) -> tuple[Journal, list[InvoiceLineBooking]]:
+def invoice_posting(
+    invoice: InvoiceIssued, accounts_of: AccountsOf = default_accounts
+) -> tuple[Journal, list[InvoiceLineBooking]]:
     """The invoice's journal, and its lines as the ERP keeps them (with their schedules)."""
     validate(invoice, f"invoice {invoice.invoice_id}")
     if invoice.due_on < invoice.issued_on:
         raise InvalidEvent(f"invoice {invoice.invoice_id} is due before it is issued")
-    bookings = [line_booking(x, invoice) for x in invoice.lines]
+    bookings = [line_booking(x, invoice, accounts_of(x)) for x in invoice.lines]
     lines = [debit(ACCOUNTS_RECEIVABLE, invoice.total)]
     lines += [
-        credit(b.deferred_account if b.schedule else b.revenue_account, b.amount) for b in bookings
+        credit(b.deferred_account if b.schedule else b.revenue_account, b.amount, b.mapping_rule)
+        for b in bookings
     ]
-    lines.append(credit(TAX_PAYABLE, invoice.tax_total))
+    taxes = zip(invoice.lines, bookings, strict=True)
+    lines += _tax_lines(credit, ((x.tax_amount, b.tax_account, b.tax_rule) for x, b in taxes))
     journal = Journal(
         key=f"invoice:{invoice.invoice_id}",
         legal_entity=invoice.legal_entity,
@@ -141,13 +171,16 @@ def credit_memo_posting(
     invoice_currency: str,
     invoice_entity: str,
     invoice_lines: Mapping[str, LineBalance],
+    to_credit: Decimal = ZERO,
 ) -> tuple[Journal, list[LineCredit]]:
     """The memo's journal, and what it takes of each invoice line it credits.
 
     Each memo line credits the invoice line of the same line id. It takes what recognition has
     released of that line from its revenue account and what is still deferred from its
     deferred account, in proportion; crediting all that is left of the line cancels its
-    unreleased months in full, so they are never released.
+    unreleased months in full, so they are never released. Its total comes off receivables,
+    but for `to_credit`, what is above the invoice's open amount (customer_credit.py): that
+    goes to the customer's credit balance.
     """
     what = f"credit memo {memo.credit_memo_id}"
     validate(memo, what)
@@ -163,6 +196,7 @@ def credit_memo_posting(
     c = memo.currency
     lines: list[JournalLine] = []
     credits: list[LineCredit] = []
+    taxes: list[tuple[Decimal, str, str | None]] = []  # each credited line's, where it went
     for x in memo.lines:
         line = invoice_lines.get(x.line_id)
         if line is None:
@@ -175,11 +209,13 @@ def credit_memo_posting(
                 f"{memo.invoice_id}, which has {fmt(line.left, c)} left to credit"
             )
         split = split_credit(x.amount, line.left, line.unreleased, c)
-        lines += [debit(line.revenue_account, split.revenue)]
-        lines += [debit(line.deferred_account, split.deferred)]
+        lines += [debit(line.revenue_account, split.revenue, line.mapping_rule)]
+        lines += [debit(line.deferred_account, split.deferred, line.mapping_rule)]
+        taxes.append((x.tax_amount, line.tax_account, line.tax_rule))
         cancelled = tuple(r for r in split.cancelled if r.amount)
         credits.append(LineCredit(x.line_id, x.amount, cancelled))
-    lines += [debit(TAX_PAYABLE, memo.tax_total), credit(ACCOUNTS_RECEIVABLE, memo.total)]
+    lines += [*_tax_lines(debit, taxes), credit(ACCOUNTS_RECEIVABLE, memo.total - to_credit)]
+    lines += [credit(CUSTOMER_CREDIT, to_credit)]
     journal = Journal(
         key=f"credit-memo:{memo.credit_memo_id}",
         legal_entity=memo.legal_entity,

@@ -4,9 +4,12 @@ The four services run as processes on a database of their own (the stack's scrat
 reset first). Four legal entities sell monthly, quarterly, annual and one-time lines, some
 starting mid-month; ACME-JP rounds tax once per rate per invoice. Every month billing runs,
 the invoices post, customers pay (a yen payment short within tolerance), credit memos arrive a
-month after their invoice, revenue is recognised through the month's end, each entity closes
+month after their invoice (one on a paid invoice: held as customer credit, which the next
+month's invoice uses), revenue is recognised through the month's end, each entity closes
 the month, and `finsync reconcile` must find nothing. The last test plants one break of each
-kind in the database and sees each reported by name.
+kind in the database and sees each reported by name. The books post under the example GL
+mapping (deploy/gl-mapping.example.toml): analytics to 4010 and 2310, yen consumption tax to
+2210, German VAT to 2220, the rest to the default accounts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -30,6 +34,7 @@ from finsync.books import close
 from finsync.books.reconcile import reconcile
 from finsync.contract.events import (
     BillingPeriod,
+    CreditMemoIssued,
     InvoiceIssued,
     OpportunityClosed,
     OpportunityLine,
@@ -52,6 +57,7 @@ MONTHS = 14
 ENTITIES = {"ACME-US": ("US", "USD"), "ACME-DE": ("DE", "EUR"), "ACME-UK": ("GB", "GBP"),
             "ACME-JP": ("JP", "JPY")}  # fmt: skip
 JPY_SHORT = Decimal(3)  # under the yen's write-off tolerance
+GL_MAPPING = Path(__file__).resolve().parents[2] / "deploy" / "gl-mapping.example.toml"
 
 
 def month_end(first: date) -> date:
@@ -67,6 +73,7 @@ class Books:
     opportunities: dict[str, OpportunityClosed] = field(default_factory=dict)
     payments: list[PaymentSettled] = field(default_factory=list)
     credit_memos: list[str] = field(default_factory=list)
+    paid_credits: list[CreditMemoIssued] = field(default_factory=list)
     closes: list[tuple[str, date]] = field(default_factory=list)
     reports: list[dict[str, object]] = field(default_factory=list)
 
@@ -105,6 +112,7 @@ def _committed(group: Consumer, offsets: list[TopicPartition]) -> bool:
 def books(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Books]:
     scratch = bench_settings(settings)
     reset_database(scratch)
+    _load_gl_mapping(scratch)
     _skip_to_end(settings)
     logs = tmp_path_factory.mktemp("books")
     env = {
@@ -122,6 +130,15 @@ def books(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
             tail = "\n".join(service.log.read_text().splitlines()[-10:])
             print(f"--- {service.log} ---\n{tail}")
             service.stop()
+
+
+def _load_gl_mapping(scratch: Settings) -> None:
+    env = {**os.environ, "FINSYNC_DATABASE_URL": scratch.database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "finsync.cli.main", "erp", "mapping", "load", str(GL_MAPPING)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _line(n: int, sku: str, price: str, period: BillingPeriod, start: date) -> OpportunityLine:
@@ -223,10 +240,21 @@ def _posted_everything(b: Books) -> bool:
     return bool(row == (0, 0))
 
 
+def _owed(b: Books, invoices: list[InvoiceIssued]) -> dict[str, Decimal]:
+    """What is open on each invoice: less than its total when it used customer credit."""
+    with db.connect(b.settings) as conn:
+        rows = conn.execute(
+            "SELECT invoice_id, open_amount FROM erp.ar_open_items WHERE invoice_id = ANY(%s)",
+            ([i.invoice_id for i in invoices],),
+        ).fetchall()
+    return {i: amount for i, amount in rows}
+
+
 def _pay(b: Books, serde: Serde, invoices: list[InvoiceIssued], unpaid: set[str]) -> None:
     payments = []
+    owed = _owed(b, invoices)
     for inv in invoices:
-        if inv.invoice_id in unpaid:
+        if inv.invoice_id in unpaid or not owed[inv.invoice_id]:
             continue
         short = JPY_SHORT if inv.currency == "JPY" else Decimal(0)
         payments.append(
@@ -238,7 +266,7 @@ def _pay(b: Books, serde: Serde, invoices: list[InvoiceIssued], unpaid: set[str]
                 payment_id=f"PAY-{inv.invoice_id}",
                 account_id=inv.account_id,
                 invoice_id=inv.invoice_id,
-                amount=inv.total - short,
+                amount=owed[inv.invoice_id] - short,
                 fee_amount=Decimal(0),
                 currency=inv.currency,
                 settled_at=datetime.combine(
@@ -265,8 +293,25 @@ CREDITS = [
 ]
 
 
+# A credit memo on a PAID invoice, issued once the month's payments are in: all of it is held
+# as customer credit (2400), which the customer's next invoice, a month later, uses.
+PAID_CREDITS = [(date(2026, 5, 1), "ACME-JP", date(2026, 4, 1), "1")]  # ¥1,005 and its tax
+
+
 def _unpaid(b: Books) -> set[str]:
     return {billing_jobs.invoice_id(f"OPP-{b.tag}-{e}", d) for _, e, d, _ in CREDITS}
+
+
+def _credit_paid_invoices(b: Books, first: date) -> None:
+    for memo_month, entity, billed, line in PAID_CREDITS:
+        if memo_month == first:
+            invoice = billing_jobs.invoice_id(f"OPP-{b.tag}-{entity}", billed)
+            memo = billing_jobs.issue_credit_memo(
+                b.settings, invoice, line, "credited after payment", first + timedelta(days=9)
+            )
+            b.credit_memos.append(memo.credit_memo_id)
+            b.paid_credits.append(memo)
+    eventually(lambda: _posted_everything(b), 60, f"the credit memos of {first:%Y-%m} to post")
 
 
 def _month(b: Books, serde: Serde, first: date) -> None:
@@ -281,6 +326,7 @@ def _month(b: Books, serde: Serde, first: date) -> None:
             b.credit_memos.append(memo.credit_memo_id)
     eventually(lambda: _posted_everything(b), 60, f"billing's documents of {first:%Y-%m} to post")
     _pay(b, serde, issued, _unpaid(b))
+    _credit_paid_invoices(b, first)
     recognition.recognize(b.settings, last)
     with db.connect(b.settings) as conn:
         for entity in ENTITIES:
@@ -304,7 +350,7 @@ def test_every_month_closes_and_reconciles_with_no_break(played: Books) -> None:
     assert len(played.closes) == MONTHS * len(ENTITIES)
     assert len(played.reports) == MONTHS
     assert all(r["ok"] for r in played.reports)
-    assert len(played.credit_memos) == len(CREDITS)
+    assert len(played.credit_memos) == len(CREDITS) + len(PAID_CREDITS)
 
 
 def _scalar(b: Books, sql: str, *params: object) -> object:
@@ -366,6 +412,74 @@ def test_each_entitys_invoice_numbers_run_without_gaps_in_date_order(played: Boo
             by_year.setdefault(year, []).append(int(seq))
         for seqs in by_year.values():
             assert seqs == list(range(1, len(seqs) + 1)), (entity, seqs)
+
+
+def test_a_memo_on_a_paid_invoice_is_held_as_credit_and_the_next_invoice_uses_it(
+    played: Books,
+) -> None:
+    [memo] = played.paid_credits  # ¥1,005 and the ¥101 of the invoice's ¥402 it was given
+    june = billing_jobs.invoice_id(f"OPP-{played.tag}-ACME-JP", date(2026, 6, 1))
+    with db.connect(played.settings) as conn:
+        credits = conn.execute(
+            "SELECT kind, document_id, amount FROM erp.customer_credits WHERE account_id = %s "
+            "ORDER BY kind",
+            (memo.account_id,),
+        ).fetchall()
+        moved = conn.execute(
+            "SELECT e.idempotency_key, sum(l.credit - l.debit) FROM erp.journal_lines l "
+            "JOIN erp.journal_entries e USING (entry_id) WHERE l.account_code = '2400' "
+            "AND e.legal_entity = 'ACME-JP' GROUP BY 1 ORDER BY 1",
+        ).fetchall()
+        total, settled, left = conn.execute(
+            "SELECT a.original_amount, p.applied_amount + p.written_off_amount, a.open_amount "
+            "FROM erp.ar_open_items a JOIN erp.payments p USING (invoice_id) "
+            "WHERE a.invoice_id = %s",
+            (june,),
+        ).fetchone()
+    assert memo.total == Decimal(1106)
+    assert credits == [
+        ("CREATED", memo.credit_memo_id, Decimal(1106)),
+        ("USED", june, Decimal(-1106)),
+    ]
+    assert moved == [
+        (f"credit-application:{june}", Decimal(-1106)),  # debits 2400, credits AR
+        (f"credit-memo:{memo.credit_memo_id}", Decimal(1106)),
+    ]
+    # June's ¥4,422 less the ¥1,106 of credit: ¥3,316 owed, paid ¥3 short and written off.
+    assert (total, settled, left) == (Decimal(4422), Decimal(3316), Decimal(0))
+
+
+def test_lines_post_to_the_accounts_the_gl_mapping_names(played: Books) -> None:
+    with db.connect(played.settings) as conn:
+        ruled = conn.execute(
+            "SELECT DISTINCT e.legal_entity, l.account_code, l.mapping_rule "
+            "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
+            "WHERE l.mapping_rule IS NOT NULL ORDER BY 1, 2"
+        ).fetchall()
+        balances = dict(
+            conn.execute(
+                "SELECT e.legal_entity || ' ' || l.account_code, sum(l.credit - l.debit) "
+                "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
+                "WHERE l.account_code IN ('2200', '2210', '2310', '4010') GROUP BY 1"
+            ).fetchall()
+        )
+    # The rules name the lines that chose by them: a deferred analytics line, a taxed yen or
+    # German line (an invoice's, or a credit memo's taking it back).
+    assert ruled == [
+        ("ACME-DE", "2220", "de-vat-19"),
+        ("ACME-JP", "2210", "jp-consumption-10"),
+        ("ACME-UK", "2310", "analytics"),
+        ("ACME-US", "2310", "analytics"),
+    ]
+    assert balances == {
+        "ACME-JP 2210": Decimal(4622),  # 12 invoices x ¥402, less two memos' ¥101
+        "ACME-UK 2200": Decimal("480.00"),  # 20 % of the year's 2,400: no rule for UK tax
+        "ACME-UK 2310": Decimal("59.18"),  # the 9 days of March 2027 still deferred
+        "ACME-UK 4010": Decimal("2340.82"),
+        "ACME-US 2200": Decimal("210.25"),  # 7.25 % of 12 x 100, 1,200 and 500
+        "ACME-US 2310": Decimal("0.00"),  # the year from 2026-01-02 all released
+        "ACME-US 4010": Decimal("1200.00"),
+    }
 
 
 def _reconcile_json(b: Books) -> dict[str, object]:
@@ -446,6 +560,23 @@ def _plant(b: Books, serde: Serde) -> dict[str, list[str]]:
             "AND NOT EXISTS (SELECT 1 FROM billing.credit_memos WHERE invoice_id = %s)",
             (paid, paid),
         )
+        [memo] = b.paid_credits
+        conn.execute(  # customer credit changed without a journal, its balance alike
+            "UPDATE erp.customer_credits SET amount = amount + 1 "
+            "WHERE kind = 'CREATED' AND document_id = %s",
+            (memo.credit_memo_id,),
+        )
+        conn.execute(
+            "UPDATE erp.customer_credit_balances SET held = held + 1 WHERE account_id = %s "
+            "AND legal_entity = %s AND currency = %s",
+            (memo.account_id, memo.legal_entity, memo.currency),
+        )
+        conn.execute(  # a journal moving a mapped tax account that no document explains
+            "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
+            "SELECT journal_entry_id, n, a, d, c FROM (SELECT journal_entry_id FROM erp.payments "
+            "WHERE legal_entity = 'ACME-JP' ORDER BY payment_id LIMIT 1) p, "
+            "(VALUES (97, '6100', 1, 0), (98, '2210', 0, 1)) AS x(n, a, d, c)"
+        )
         customer = conn.execute(  # the ERP's customer renamed behind the cross-reference
             "UPDATE erp.customers SET name = name || ' (renamed)' WHERE account_id = %s "
             "RETURNING account_id",
@@ -461,7 +592,8 @@ def _plant(b: Books, serde: Serde) -> dict[str, list[str]]:
         "gl-ar": [f"invoice {paid}"],
         "gl-unapplied-cash": [f"payment {pay[0]}"],
         "gl-deferred-revenue": [f"invoice {deferred}"],
-        "gl-tax": [f"invoice {taxed}"],
+        "gl-tax": [f"invoice {taxed}", "ACME-JP JPY"],
+        "gl-customer-credit": [f"credit memo {memo.credit_memo_id}"],
         "opportunity-subscription": [f"opportunity {orphan_opp}"],
         "due-periods-invoiced": [f"subscription {sub}"],
         "invoice-posted": [f"invoice INV-{b.tag}"],

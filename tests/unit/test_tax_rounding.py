@@ -9,6 +9,7 @@ import pytest
 from finsync.contract.events import BillingPeriod, CreditMemoIssued, InvoiceIssued, InvoiceLine
 from finsync.domain.accounting import TAX_PAYABLE
 from finsync.domain.billing_schedule import due_invoices
+from finsync.domain.gl_mapping import DEFAULT_REVENUE, DEFAULT_TAX
 from finsync.domain.tax import TaxRounding, allocate, check_tax, line_taxes
 from finsync.errors import InvalidEvent
 from finsync.ports.billing import Phase
@@ -124,6 +125,12 @@ class FakeErp:
         self.items: dict[str, OpenItem] = {}
         self.lines: dict[str, tuple] = {}  # invoice lines as posted, for credit memos
 
+    def revenue_accounts(self, legal_entity, sku):  # no GL mapping: the default accounts
+        return DEFAULT_REVENUE
+
+    def tax_account(self, legal_entity, rate):
+        return DEFAULT_TAX
+
     def tax_rounding(self, legal_entity):
         self.asked.append(legal_entity)
         return INVOICE if legal_entity == "ACME-JP" else LINE
@@ -137,6 +144,9 @@ class FakeErp:
     def open_item(self, invoice_id, lock=False):
         return self.items.get(invoice_id)
 
+    def credit_held(self, holder):  # no customer holds credit here
+        return D(0)
+
     def lines_to_credit(self, invoice_id):
         return {
             b.line_id: LineBalance(
@@ -145,7 +155,7 @@ class FakeErp:
             for b in self.lines.get(invoice_id, ())
         }
 
-    def post_credit_memo(self, credit_memo_id, invoice_id, amount, journal, lines=()):
+    def post_credit_memo(self, credit_memo_id, invoice_id, amount, journal, lines=(), to_credit=0):
         self.posted.append(journal)
         return Posted("CM-1", "JE-2", datetime(2026, 11, 5, tzinfo=UTC))
 

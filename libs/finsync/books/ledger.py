@@ -33,7 +33,12 @@ GL_DEFERRED = Check(
     f"GL {DEFERRED_REVENUE} equals the revenue schedules not yet released",
     "ledger",
 )
-GL_TAX = Check("gl-tax", f"GL {TAX_PAYABLE} equals the tax billed less the tax credited", "ledger")
+GL_TAX = Check(
+    "gl-tax",
+    f"GL {TAX_PAYABLE} and the tax accounts the GL mapping names equal the tax billed less the "
+    "tax credited",
+    "ledger",
+)
 CHECKS = (TRIAL_BALANCE, GL_AR, GL_UNAPPLIED, GL_DEFERRED, GL_TAX)
 
 # An entity filter every query takes as %(entity)s: NULL means every entity.
@@ -50,7 +55,10 @@ AR_DOCUMENTS = (
     "FROM erp.ar_open_items "
     "UNION ALL SELECT journal_entry_id, invoice_id, 'credit memo ' || credit_memo_id "
     "FROM erp.ar_credits "
-    "UNION ALL SELECT journal_entry_id, invoice_id, 'payment ' || payment_id FROM erp.payments"
+    "UNION ALL SELECT journal_entry_id, invoice_id, 'payment ' || payment_id FROM erp.payments "
+    # Customer credit used on an invoice as it posted (customer_credit.py checks 2400).
+    "UNION ALL SELECT journal_entry_id, invoice_id, 'credit applied to ' || invoice_id "
+    "FROM erp.customer_credits WHERE kind = 'USED'"
 )
 
 
@@ -119,8 +127,8 @@ def _untied(
 
 
 def gl_ar(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
-    """Per invoice: its own journal, its credit memos' and its payments' lines on 1200 add up to
-    its open amount."""
+    """Per invoice: its own journal, its credit memos', its payments' and the customer credit it
+    used's lines on 1200 add up to its open amount."""
     rows = conn.execute(
         f"WITH docs AS ({AR_DOCUMENTS}), "
         "gl AS (SELECT d.invoice_id, sum(l.debit - l.credit) AS net, "
@@ -179,19 +187,33 @@ def _has_schedules(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def _mapped(conn: psycopg.Connection, kind: str) -> list[str]:
+    """The deferred revenue accounts of the GL mapping's REVENUE rules, or the tax accounts of
+    its TAX rules; retired rules' too, as postings used them."""
+    if not conn.execute("SELECT to_regclass('erp.gl_mapping_rules') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT CASE kind WHEN 'REVENUE' THEN deferred_account ELSE tax_account END "
+        "FROM erp.gl_mapping_rules WHERE kind = %s",
+        (kind,),
+    )
+    return [r[0] for r in rows]
+
+
 def gl_deferred(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
     """Deferred revenue, three ways: what each invoice deferred is its schedule; what each credit
     memo took back is what its schedule cancelled; what each recognition run released is the
     schedule rows it marked. Then nothing else may move a deferred account."""
     if not _has_schedules(conn):
         return []
-    accounts = [
+    scheduled = [
         r[0]
         for r in conn.execute(
             "SELECT DISTINCT deferred_account FROM erp.revenue_schedules UNION SELECT %s",
             (DEFERRED_REVENUE,),
         )
     ]
+    accounts = sorted({*scheduled, *_mapped(conn, "REVENUE")})
     p = {**params, "accounts": accounts}
     invoice_entry = (
         "(SELECT a.journal_entry_id FROM erp.ar_open_items a WHERE a.invoice_id = s.invoice_id)"
@@ -273,7 +295,10 @@ def gl_deferred(conn: psycopg.Connection, params: dict[str, object]) -> list[Fin
 def gl_tax(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
     """Per document: the tax the ERP booked on it is the tax billing issued (an invoice) or took
     back (a credit memo, the tax of the line it credits). Documents billing issued that the ERP
-    has not posted are the three-way check's; here they count only once posted."""
+    has not posted are the three-way check's; here they count only once posted. The tax is
+    what the document's journal posted to all tax accounts: 2200 and those the GL mapping
+    names."""
+    accounts = sorted({TAX_PAYABLE, *_mapped(conn, "TAX")})
     rows = conn.execute(
         "WITH billed AS ("
         "  SELECT 'invoice ' || i.invoice_id AS document, i.legal_entity, i.currency, "
@@ -286,19 +311,19 @@ def gl_tax(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]
         "  JOIN billing.invoice_lines l ON l.invoice_id = m.invoice_id AND l.line_id = m.line_id "
         "  JOIN erp.ar_credits c USING (credit_memo_id)), "
         "posted AS (SELECT l.entry_id, sum(l.credit - l.debit) AS net FROM erp.journal_lines l "
-        "           WHERE l.account_code = %(account)s GROUP BY 1) "
+        "           WHERE l.account_code = ANY(%(accounts)s) GROUP BY 1) "
         "SELECT b.document, b.currency, b.tax, COALESCE(p.net, 0) "
         "FROM billed b LEFT JOIN posted p USING (entry_id) "
         f"WHERE b.tax <> COALESCE(p.net, 0) AND {ENTITY.format(column='b.legal_entity')} "
         f"AND {SINCE.format(entry='b.entry_id')} "
         "ORDER BY 1",
-        {**params, "account": TAX_PAYABLE},
+        {**params, "accounts": accounts},
     ).fetchall()
     found = [
         Finding(
             GL_TAX.name,
             document,
-            f"billing's tax {fmt(tax, c)}, {fmt(net, c)} on {TAX_PAYABLE}",
+            f"billing's tax {fmt(tax, c)}, {fmt(net, c)} on {', '.join(accounts)}",
             (document,),
         )
         for document, c, tax, net in rows
@@ -309,4 +334,6 @@ def gl_tax(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]
         "UNION ALL SELECT c.journal_entry_id FROM erp.ar_credits c "
         "JOIN billing.credit_memos USING (credit_memo_id)"
     )
-    return found + _untied(conn, GL_TAX, TAX_PAYABLE, tied, params)
+    for account in accounts:
+        found += _untied(conn, GL_TAX, account, tied, params)
+    return found

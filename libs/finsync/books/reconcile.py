@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from finsync.books import ledger, threeway
+from finsync.books import customer_credit, ledger, threeway
 from finsync.books.findings import Report
 from finsync.contract.events import EVENT_TYPES, Event, OpportunityClosed, PaymentSettled
 from finsync.contract.topics import SERVICES, dlq_topic
@@ -17,7 +17,7 @@ from finsync.runtime.dlq import DeadLetter
 from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
 
-CHECKS = (*ledger.CHECKS, *threeway.CHECKS)
+CHECKS = (*ledger.CHECKS, *customer_credit.CHECKS, *threeway.CHECKS)
 
 E = TypeVar("E", bound=Event)
 
@@ -44,6 +44,7 @@ def reconcile(
     with db.connect(settings) as conn:
         say("checking the ledger")
         report.findings += ledger.run(conn, entity, since)
+        report.findings += customer_credit.run(conn, entity, since)
         say("checking CRM, billing and the ERP against each other")
         report.findings += threeway.opportunities(conn, opportunities, held)
         due, note = threeway.due_periods(conn, stamp)

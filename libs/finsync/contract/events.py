@@ -84,6 +84,7 @@ class JournalLine(Line):
     account_code: str
     debit: Decimal
     credit: Decimal
+    mapping_rule: str | None = None  # the GL mapping rule that chose the account; None: no rule
 
 
 class InvoiceLine(Line):
@@ -229,6 +230,10 @@ class InvoicePosted(Event):
     journal_lines: list[JournalLine]
     posted_at: datetime
     accounting_date: date | None = None  # the journal's date in the books
+    # An invoice that used the customer's credit balance as it posted: how much, and the
+    # journal of that use (debit 2400, credit 1200). None: it used none.
+    credit_applied: Decimal | None = None
+    credit_journal_entry_id: str | None = None
 
 
 class PaymentApplied(Event):

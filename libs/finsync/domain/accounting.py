@@ -58,6 +58,7 @@ ACCOUNTS_RECEIVABLE = "1200"
 UNAPPLIED_CASH = "2100"
 TAX_PAYABLE = "2200"
 DEFERRED_REVENUE = "2300"
+CUSTOMER_CREDIT = "2400"  # credit memos above the open amount (0016_customer_credits.sql)
 REVENUE = "4000"
 PAYMENT_FEES = "6100"
 WRITE_OFF = "6900"
@@ -87,21 +88,22 @@ def fmt(amount: Decimal, currency: str) -> str:
     return f"{amount} {currency}"
 
 
-def debit(account: str, amount: Decimal) -> JournalLine:
-    """A debit of `amount`; a negative amount is a credit of its absolute value."""
+def debit(account: str, amount: Decimal, rule: str | None = None) -> JournalLine:
+    """A debit of `amount`; a negative amount is a credit of its absolute value. `rule`: the
+    GL mapping rule that chose the account, if one did."""
     if amount < 0:
-        return credit(account, -amount)
-    return JournalLine(account_code=account, debit=amount, credit=ZERO)
+        return credit(account, -amount, rule)
+    return JournalLine(account_code=account, debit=amount, credit=ZERO, mapping_rule=rule)
 
 
-def credit(account: str, amount: Decimal) -> JournalLine:
+def credit(account: str, amount: Decimal, rule: str | None = None) -> JournalLine:
     if amount < 0:
-        return debit(account, -amount)
-    return JournalLine(account_code=account, debit=ZERO, credit=amount)
+        return debit(account, -amount, rule)
+    return JournalLine(account_code=account, debit=ZERO, credit=amount, mapping_rule=rule)
 
 
 def reverse(lines: Iterable[JournalLine]) -> list[JournalLine]:
-    return [JournalLine(account_code=x.account_code, debit=x.credit, credit=x.debit) for x in lines]
+    return [x.model_copy(update={"debit": x.credit, "credit": x.debit}) for x in lines]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from finsync.contract.events import PaymentStatus
-from finsync.domain.accounting import Journal
+from finsync.domain.accounting import TAX_PAYABLE, Journal
+from finsync.domain.gl_mapping import RevenueAccounts, TaxAccount
 from finsync.domain.revenue import ScheduleRow
 from finsync.domain.tax import TaxRounding
 
@@ -79,15 +80,33 @@ class Posted:
 
 
 @dataclass(frozen=True)
+class CreditHolder:
+    """Who holds a customer credit balance: the CRM account of the invoices (as in AR), in
+    one legal entity and currency."""
+
+    account_id: str
+    legal_entity: str
+    currency: str
+
+    @classmethod
+    def of(cls, item: OpenItem) -> CreditHolder:
+        return cls(item.account_id, item.legal_entity, item.currency)
+
+
+@dataclass(frozen=True)
 class InvoiceLineBooking:
     """What the ERP keeps of a posted invoice line, so a credit memo can reverse what it
-    posted: its amount, its accounts, its revenue schedule (empty: revenue at once)."""
+    posted: its amount, its accounts, its revenue schedule (empty: revenue at once), and the
+    GL mapping rules that chose its accounts (None: the defaults)."""
 
     line_id: str
     amount: Decimal
     revenue_account: str
     deferred_account: str
     schedule: tuple[ScheduleRow, ...] = ()
+    mapping_rule: str | None = None
+    tax_account: str = TAX_PAYABLE
+    tax_rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,9 @@ class LineBalance:
     revenue_account: str
     deferred_account: str
     unreleased: tuple[ScheduleRow, ...]  # months not recognised yet: amount less cancelled
+    mapping_rule: str | None = None  # the rule that chose its revenue accounts
+    tax_account: str = TAX_PAYABLE  # where its tax went
+    tax_rule: str | None = None
 
     @property
     def left(self) -> Decimal:
@@ -129,15 +151,37 @@ class Erp(Protocol):
         amount: Decimal,
         journal: Journal,
         lines: Sequence[LineCredit] = (),
+        to_credit: Decimal = Decimal(0),
     ) -> Posted:
-        """Reduce the invoice's open amount and what is left of the credited lines, cancel
-        the schedule months the memo takes back, and post the journal; rejects a second
-        post."""
+        """Reduce the invoice's open amount by `amount` less `to_credit` and what is left of the
+        credited lines, cancel the schedule months the memo takes back, hold `to_credit` as
+        the customer's credit balance, and post the journal; rejects a second post. Credit is
+        only what is above the open amount: the memo must clear the invoice first."""
+
+    def credit_held(self, holder: CreditHolder) -> Decimal:
+        """The customer credit balance the holder has, locked until the transaction ends, so
+        two postings never use the same credit. Credit another transaction has not committed
+        yet is not held (a later invoice uses it)."""
+
+    def apply_credit(
+        self, invoice_id: str, holder: CreditHolder, amount: Decimal, journal: Journal
+    ) -> Posted:
+        """Use `amount` of the holder's credit on the invoice (posted in this unit of work or
+        before): reduce its open amount, record the use, post the journal; at most what
+        credit_held() said. The ERP rejects a second use on the same invoice."""
 
     def lines_to_credit(self, invoice_id: str) -> dict[str, LineBalance]:
         """The invoice's posted lines by line id, with their unreleased schedule months, locked
         until the transaction ends: a recognition run and a credit memo never take the same
         amount."""
+
+    def revenue_accounts(self, legal_entity: str, sku: str) -> RevenueAccounts:
+        """The revenue and deferred revenue accounts of a line of this SKU, by the ERP's GL
+        mapping, with the rule that chose them. The mapping is read once per unit of work."""
+
+    def tax_account(self, legal_entity: str, rate: Decimal | None) -> TaxAccount:
+        """The tax payable account of a line's tax at this rate (None: not sent), by the ERP's
+        GL mapping, with the rule that chose it."""
 
     def tax_rounding(self, legal_entity: str) -> TaxRounding:
         """How the legal entity rounds tax: per line, or once per tax rate per invoice. An entity

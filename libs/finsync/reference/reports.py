@@ -156,14 +156,18 @@ def receivables_by_customer(conn: psycopg.Connection, like: str) -> list[Custome
 
 
 def ar_discrepancies(conn: psycopg.Connection, like: str) -> list[tuple[str, Decimal, Decimal]]:
-    """Invoices whose open amount is not original - credit memos - applied cash - write-offs,
-    each recomputed from the documents themselves: (invoice, expected open, open)."""
+    """Invoices whose open amount is not original - credit memos - applied cash - write-offs
+    - customer credit used, each recomputed from the documents themselves (of a credit memo
+    above the open amount, only what was open): (invoice, expected open, open)."""
     rows = conn.execute(
         "SELECT a.invoice_id, a.original_amount "
         "  - COALESCE((SELECT sum(amount) FROM erp.ar_credits c "
         "              WHERE c.invoice_id = a.invoice_id), 0) "
         "  - COALESCE((SELECT sum(applied_amount + written_off_amount) FROM erp.payments p "
-        "              WHERE p.invoice_id = a.invoice_id), 0) AS expected, a.open_amount "
+        "              WHERE p.invoice_id = a.invoice_id), 0) "
+        # Credit left by its memos back (+), credit used on it off (-).
+        "  + COALESCE((SELECT sum(amount) FROM erp.customer_credits u "
+        "              WHERE u.invoice_id = a.invoice_id), 0) AS expected, a.open_amount "
         "FROM erp.ar_open_items a WHERE a.invoice_id LIKE %s",
         (like,),
     ).fetchall()

@@ -17,10 +17,12 @@ import psycopg
 
 from finsync.domain import periods as period_rules
 from finsync.domain.accounting import Journal
+from finsync.domain.gl_mapping import GlMapping, RevenueAccounts, TaxAccount
 from finsync.domain.tax import TaxRounding
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import (
     CashApplication,
+    CreditHolder,
     Customer,
     InvoiceLineBooking,
     LineBalance,
@@ -28,7 +30,8 @@ from finsync.ports.erp import (
     OpenItem,
     Posted,
 )
-from finsync.reference.erp import periods
+from finsync.reference.erp import gl_mapping, periods
+from finsync.reference.erp.customer_credits import CustomerCredits
 from finsync.reference.erp.schedules import Schedules
 
 
@@ -45,7 +48,9 @@ class ReferenceErp:
         self._credits: list[tuple[object, ...]] = []
         self._payments: list[tuple[object, ...]] = []
         self._schedules = Schedules(conn)  # invoice lines and revenue schedules
+        self._customer_credits = CustomerCredits(conn)
         self._tax_rounding: dict[str, TaxRounding] = {}  # per legal entity, for this unit of work
+        self._mapping: GlMapping | None = None  # the active GL mapping rules, for this unit of work
         # Closed periods per entity, read once per unit of work under the entity's shared
         # period lock, which holds off a close of its periods until this transaction ends.
         self._closed: dict[str, frozenset[date]] = {}
@@ -73,7 +78,8 @@ class ReferenceErp:
             )
         )
         self._lines += [
-            (entry_id, n, x.account_code, x.debit, x.credit) for n, x in enumerate(journal.lines, 1)
+            (entry_id, n, x.account_code, x.debit, x.credit, x.mapping_rule)
+            for n, x in enumerate(journal.lines, 1)
         ]
         return entry_id, posted_at, dated.on
 
@@ -107,12 +113,18 @@ class ReferenceErp:
         amount: Decimal,
         journal: Journal,
         lines: Sequence[LineCredit] = (),
+        to_credit: Decimal = Decimal(0),
     ) -> Posted:
         self.flush()
+        if not 0 <= to_credit <= amount:
+            raise ValueError(f"credit memo {credit_memo_id} cannot hold {to_credit} as credit")
+        off = amount - to_credit  # off the open amount; credit only once it is all gone
         reduced = self.conn.execute(
-            "UPDATE erp.ar_open_items SET open_amount = open_amount - %s "
-            "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
-            (amount, invoice_id, amount),
+            "UPDATE erp.ar_open_items SET open_amount = open_amount - %(off)s "
+            "WHERE invoice_id = %(invoice)s AND open_amount >= %(off)s "
+            "AND (%(credit)s = 0 OR open_amount = %(off)s) "
+            "RETURNING account_id, legal_entity, currency",
+            {"off": off, "invoice": invoice_id, "credit": to_credit},
         ).fetchone()
         posted_before = (
             reduced is None
@@ -122,14 +134,45 @@ class ReferenceErp:
         )
         # Posted before: go on, so its unique key refuses it as "already took effect".
         if reduced is None and not posted_before:
+            what = f"credit memo {credit_memo_id} would take {off.normalize():f} off invoice "
             raise InvalidEvent(
-                f"credit memo {credit_memo_id} for {amount.normalize():f} exceeds the open "
-                f"amount of invoice {invoice_id}; a refund of a paid invoice is not a credit memo"
+                f"{what}{invoice_id}, which has less open"
+                if not to_credit
+                else f"{what}{invoice_id} and hold {to_credit.normalize():f} as customer credit, "
+                "but that is not what it has open: only what is above it becomes credit"
             )
         self._schedules.credit(invoice_id, lines)
         entry_id, posted_at, accounting_date = self._journal(journal)
         self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
+        if to_credit and reduced is not None:
+            holder = CreditHolder(*reduced)
+            self._customer_credits.create(holder, to_credit, credit_memo_id, invoice_id, entry_id)
         return Posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
+
+    def credit_held(self, holder: CreditHolder) -> Decimal:
+        return self._customer_credits.held(holder)
+
+    def apply_credit(
+        self, invoice_id: str, holder: CreditHolder, amount: Decimal, journal: Journal
+    ) -> Posted:
+        held = self._customer_credits.held(holder)  # and locked
+        if not 0 < amount <= held:
+            raise RuntimeError(f"invoice {invoice_id} cannot use {amount} of {held} credit held")
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self._customer_credits.use(holder, amount, invoice_id, entry_id)
+        return Posted(f"CA-{invoice_id}", entry_id, posted_at, accounting_date)
+
+    def _gl_mapping(self) -> GlMapping:
+        if self._mapping is None:
+            self._mapping = gl_mapping.active(self.conn)
+        return self._mapping
+
+    def revenue_accounts(self, legal_entity: str, sku: str) -> RevenueAccounts:
+        # The reference ERP's revenue rules hold for every legal entity.
+        return self._gl_mapping().revenue(sku)
+
+    def tax_account(self, legal_entity: str, rate: Decimal | None) -> TaxAccount:
+        return self._gl_mapping().tax(legal_entity, rate)
 
     def tax_rounding(self, legal_entity: str) -> TaxRounding:
         rounding = self._tax_rounding.get(legal_entity)
@@ -239,9 +282,9 @@ class ReferenceErp:
             )
             # All lines in one statement, so the balance trigger sees whole entries.
             cur.execute(
-                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit) "
-                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
-                "%s::numeric[])",
+                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit, "
+                "mapping_rule) SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], "
+                "%s::numeric[], %s::numeric[], %s::text[])",
                 [list(column) for column in zip(*self._lines, strict=True)],
             )
             if self._open_items:
@@ -259,6 +302,7 @@ class ReferenceErp:
                     "journal_entry_id) VALUES (%s, %s, %s, %s)",
                     self._credits,
                 )
+            self._customer_credits.flush(cur)
             if self._payments:
                 cur.executemany(
                     "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "

@@ -32,7 +32,16 @@ class Schedules:
     ) -> None:
         for x in lines:
             self._lines.append(
-                (invoice_id, x.line_id, x.amount, x.revenue_account, x.deferred_account)
+                (
+                    invoice_id,
+                    x.line_id,
+                    x.amount,
+                    x.revenue_account,
+                    x.deferred_account,
+                    x.mapping_rule,
+                    x.tax_account,
+                    x.tax_rule,
+                )
             )
             self._rows += [
                 (
@@ -53,8 +62,9 @@ class Schedules:
         if self._lines:
             cur.execute(
                 "INSERT INTO erp.ar_invoice_lines (invoice_id, line_id, amount, revenue_account, "
-                "deferred_account) SELECT * FROM unnest(%s::text[], %s::text[], "
-                "%s::numeric[], %s::text[], %s::text[])",
+                "deferred_account, mapping_rule, tax_account, tax_rule) SELECT * FROM "
+                "unnest(%s::text[], %s::text[], %s::numeric[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[], %s::text[])",
                 [list(column) for column in zip(*self._lines, strict=True)],
             )
         if self._rows:
@@ -71,7 +81,8 @@ class Schedules:
         """The invoice's lines and their unreleased months, locked until the transaction ends
         (lines first, then months in order, as every writer of them locks)."""
         lines = self.conn.execute(
-            "SELECT line_id, amount, credited_amount, revenue_account, deferred_account "
+            "SELECT line_id, amount, credited_amount, revenue_account, deferred_account, "
+            "mapping_rule, tax_account, tax_rule "
             "FROM erp.ar_invoice_lines WHERE invoice_id = %s ORDER BY line_id FOR UPDATE",
             (invoice_id,),
         ).fetchall()
@@ -91,8 +102,11 @@ class Schedules:
                 revenue_account=revenue,
                 deferred_account=deferred,
                 unreleased=tuple(unreleased.get(line_id, ())),
+                mapping_rule=rule,
+                tax_account=tax_account,
+                tax_rule=tax_rule,
             )
-            for line_id, amount, credited, revenue, deferred in lines
+            for line_id, amount, credited, revenue, deferred, rule, tax_account, tax_rule in lines
         }
 
     def credit(self, invoice_id: str, credits: Sequence[LineCredit]) -> None:
