@@ -137,23 +137,7 @@ def test_the_books_balance_and_receivables_reconcile(settings: Settings, run: Ou
         ).fetchone() == (0,)
         # The general ledger agrees with the AR sub-ledger: net AR of the run's journals is the
         # sum of its open items, per legal entity and currency.
-        ledger = dict(
-            ((e, c), amount)
-            for e, c, amount in conn.execute(
-                "SELECT e.legal_entity, e.currency, sum(l.debit - l.credit) "
-                "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
-                "WHERE l.account_code = '1200' AND e.idempotency_key LIKE %s GROUP BY 1, 2",
-                (like,),
-            ).fetchall()
-        )
-        items = dict(
-            ((e, c), amount)
-            for e, c, amount in conn.execute(
-                "SELECT legal_entity, currency, sum(open_amount) FROM erp.ar_open_items "
-                "WHERE invoice_id LIKE %s GROUP BY 1, 2",
-                (like,),
-            ).fetchall()
-        )
+        ledger, items = reports.ar_ledger_and_items(conn, like)
         assert ledger == items
         trails = reports.opportunity_trails(conn, sorted(run.scenario.expected.activated))
     assert trails and all(t.posted > 0 and t.posted == t.invoices for t in trails)

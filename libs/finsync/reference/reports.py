@@ -155,6 +155,31 @@ def receivables_by_customer(conn: psycopg.Connection, like: str) -> list[Custome
     return [CustomerReceivable(*r) for r in rows]
 
 
+def ar_ledger_and_items(
+    conn: psycopg.Connection, like: str
+) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
+    """Per (legal entity, currency): net AR (1200) of the run's journals, and the sum of the
+    run's open items. The general ledger agrees with the sub-ledger when they are equal."""
+    ledger = {
+        (e, c): amount
+        for e, c, amount in conn.execute(
+            "SELECT e.legal_entity, e.currency, sum(l.debit - l.credit) "
+            "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
+            "WHERE l.account_code = '1200' AND e.idempotency_key LIKE %s GROUP BY 1, 2",
+            (like,),
+        ).fetchall()
+    }
+    items = {
+        (e, c): amount
+        for e, c, amount in conn.execute(
+            "SELECT legal_entity, currency, sum(open_amount) FROM erp.ar_open_items "
+            "WHERE invoice_id LIKE %s GROUP BY 1, 2",
+            (like,),
+        ).fetchall()
+    }
+    return ledger, items
+
+
 def ar_discrepancies(conn: psycopg.Connection, like: str) -> list[tuple[str, Decimal, Decimal]]:
     """Invoices whose open amount is not original - credit memos - applied cash - write-offs
     - customer credit used, each recomputed from the documents themselves (of a credit memo

@@ -94,23 +94,7 @@ def _ar_differences(conn: psycopg.Connection, like: str) -> list[str]:
     """Per invoice, open = invoiced - credited - applied - written off; and per legal entity
     and currency, the AR account of the general ledger = the open items of the sub-ledger."""
     out = [f"{i}: open {o}, expected {e}" for i, e, o in reports.ar_discrepancies(conn, like)]
-    ledger = dict(
-        ((e, c), amount)
-        for e, c, amount in conn.execute(
-            "SELECT e.legal_entity, e.currency, sum(l.debit - l.credit) "
-            "FROM erp.journal_lines l JOIN erp.journal_entries e USING (entry_id) "
-            "WHERE l.account_code = '1200' AND e.idempotency_key LIKE %s GROUP BY 1, 2",
-            (like,),
-        ).fetchall()
-    )
-    items = dict(
-        ((e, c), amount)
-        for e, c, amount in conn.execute(
-            "SELECT legal_entity, currency, sum(open_amount) FROM erp.ar_open_items "
-            "WHERE invoice_id LIKE %s GROUP BY 1, 2",
-            (like,),
-        ).fetchall()
-    )
+    ledger, items = reports.ar_ledger_and_items(conn, like)
     out += [
         f"{e} {c}: ledger {ledger.get((e, c))}, open items {items.get((e, c))}"
         for e, c in sorted(set(ledger) | set(items))
