@@ -12,7 +12,7 @@ from datetime import datetime
 import psycopg
 
 from finsync.books.findings import Check, Finding
-from finsync.books.ledger import ENTITY, SINCE, _untied
+from finsync.books.ledger import ENTITY, SINCE, untied
 from finsync.domain.accounting import CUSTOMER_CREDIT, fmt
 
 GL_CUSTOMER_CREDIT = Check(
@@ -70,4 +70,4 @@ def run(conn: psycopg.Connection, entity: str | None, since: datetime | None) ->
         for account, e, c, held, ledger in holders
     ]
     tied = "SELECT journal_entry_id FROM erp.customer_credits"
-    return found + _untied(conn, GL_CUSTOMER_CREDIT, CUSTOMER_CREDIT, tied, params)
+    return found + untied(conn, GL_CUSTOMER_CREDIT, CUSTOMER_CREDIT, tied, params)

@@ -98,7 +98,7 @@ def trial_balance(conn: psycopg.Connection, params: dict[str, object]) -> list[F
     ]
 
 
-def _untied(
+def untied(
     conn: psycopg.Connection,
     check: Check,
     account: str,
@@ -153,7 +153,7 @@ def gl_ar(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
         for i, e, c, open_, net, docs in rows
     ]
     tied = f"SELECT entry_id FROM ({AR_DOCUMENTS}) d WHERE d.invoice_id IS NOT NULL"
-    return found + _untied(conn, GL_AR, ACCOUNTS_RECEIVABLE, tied, params)
+    return found + untied(conn, GL_AR, ACCOUNTS_RECEIVABLE, tied, params)
 
 
 def gl_unapplied(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
@@ -179,7 +179,7 @@ def gl_unapplied(conn: psycopg.Connection, params: dict[str, object]) -> list[Fi
         for p, c, held, net in rows
     ]
     tied = "SELECT journal_entry_id FROM erp.payments"
-    return found + _untied(conn, GL_UNAPPLIED, UNAPPLIED_CASH, tied, params)
+    return found + untied(conn, GL_UNAPPLIED, UNAPPLIED_CASH, tied, params)
 
 
 def _has_schedules(conn: psycopg.Connection) -> bool:
@@ -288,7 +288,7 @@ def gl_deferred(conn: psycopg.Connection, params: dict[str, object]) -> list[Fin
         "WHERE recognized_entry_id IS NOT NULL"
     )
     for account in accounts:
-        found += _untied(conn, GL_DEFERRED, account, tied, params)
+        found += untied(conn, GL_DEFERRED, account, tied, params)
     return found
 
 
@@ -335,5 +335,5 @@ def gl_tax(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]
         "JOIN billing.credit_memos USING (credit_memo_id)"
     )
     for account in accounts:
-        found += _untied(conn, GL_TAX, account, tied, params)
+        found += untied(conn, GL_TAX, account, tied, params)
     return found
