@@ -102,7 +102,9 @@ def books(rng: Random, tag: str, chains: int) -> Books:
     or payments (never both on one invoice, whose order across services is not fixed: a
     payment of the whole total would leave a later credit memo nothing to credit)."""
     b = Books(tag)
-    countries = {entity: c for entity, _, c in REGIONS}
+    countries: dict[str, list[str]] = {}
+    for entity, _, c in REGIONS:
+        countries.setdefault(entity, c)  # the entity's home currency's countries
     for i in range(1, chains + 1):
         inv = documents.invoice(rng, i)
         account_id = f"ACC-{tag}-{i:05d}"

@@ -46,6 +46,24 @@ def _tolerances(env: Mapping[str, str]) -> Tolerances:
     return Tolerances(None if overall is None else parse(_TOLERANCE, overall), by_currency)
 
 
+LOST_DISPUTE_POLICIES = ("reopen", "write-off")
+
+
+def _lost_disputes(value: str) -> str:
+    policy = value.strip().lower()
+    if policy not in LOST_DISPUTE_POLICIES:
+        choices = ", ".join(LOST_DISPUTE_POLICIES)
+        raise SystemExit(f"FINSYNC_LOST_DISPUTES={value!r} is none of {choices}")
+    return policy
+
+
+def _switch(name: str, value: str) -> bool:
+    on = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+    if value.strip().lower() not in on:
+        raise SystemExit(f"{name}={value!r} is neither on nor off")
+    return on[value.strip().lower()]
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -88,6 +106,12 @@ class Settings:
     log_level: str
     stack_security: str
     operator: str  # who closes and opens accounting periods, for their audit
+    # How a lost dispute is booked: `reopen` (the invoices the payment paid open again, its
+    # unapplied cash comes off) or `write-off` (the amount goes to 6900 at once).
+    lost_disputes: str = "reopen"
+    # When an invoice posts, its holder's customer credit and unapplied cash go to its open
+    # invoices (FINSYNC_AUTO_APPLY=off: they wait; earmarked prepayments still apply).
+    auto_apply: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +166,8 @@ class Settings:
             log_level=get("LOG_LEVEL", "INFO"),
             stack_security=get("STACK_SECURITY", "plaintext"),
             operator=get("OPERATOR", "") or _os_user(),
+            lost_disputes=_lost_disputes(get("LOST_DISPUTES", "reopen")),
+            auto_apply=_switch("FINSYNC_AUTO_APPLY", get("AUTO_APPLY", "on")),
         )
 
     def retry_budget(self, service: str) -> float:

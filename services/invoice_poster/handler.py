@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from finsync.contract.events import (
     CreditMemoIssued,
     DocumentType,
+    Event,
     InvoiceIssued,
     InvoicePosted,
-    JournalLine,
 )
+from finsync.domain.accounting import Journal
 from finsync.domain.customer_credit import (
     credit_application_journal,
     credit_to_apply,
@@ -16,14 +19,23 @@ from finsync.domain.customer_credit import (
 )
 from finsync.domain.tax import check_tax
 from finsync.errors import DependencyNotReady
+from finsync.ports.crossref import CrossReference
 from finsync.ports.erp import CreditHolder, Erp, OpenItem, Posted
 
+from .held_cash import DEFAULT_POLICY, CashPolicy, apply_earmarked, apply_unapplied
 from .posting import AccountsOf, LineAccounts, credit_memo_posting, invoice_posting
 
 SOURCE = "finsync.invoice-poster"
 
 
-def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
+def post_invoice(
+    invoice: InvoiceIssued,
+    erp: Erp,
+    accounts: CrossReference | None = None,
+    policy: CashPolicy = DEFAULT_POLICY,
+) -> list[Event]:
+    """`accounts`: the cross-reference that says whose hierarchy a prepayment's payer is in
+    (None: only the invoice's own account's payments may pay it)."""
     journal, lines = invoice_posting(invoice, _mapped(invoice.legal_entity, erp))
     _check_tax(invoice, f"invoice {invoice.invoice_id}", invoice.legal_entity, erp, True)
     item = OpenItem(
@@ -38,10 +50,18 @@ def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
         open_amount=invoice.total,
     )
     posted = erp.post_invoice(item, journal, lines)
-    event = _posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal.lines)
-    # Credit the customer holds (from credit memos above an open amount) is used at once.
+    event = _posted(invoice, DocumentType.INVOICE, invoice.invoice_id, posted, journal)
+    # Cash paid in advance for this invoice first: it names it. Then, by the auto-apply
+    # policy, credit the customer holds (from credit memos above an open amount), then its
+    # unapplied cash on its open invoices.
+    earmarked = apply_earmarked(invoice, item, erp, accounts, policy.tolerances)
+    if not policy.auto_apply:
+        return [event, *earmarked]
+    left = invoice.total - sum(
+        (a.applied_amount + (a.written_off_amount or 0) for a in earmarked), Decimal(0)
+    )
     holder = CreditHolder.of(item)
-    use = credit_to_apply(erp.credit_held(holder), invoice.total)
+    use = credit_to_apply(erp.credit_held(holder), left) if left > 0 else Decimal(0)
     if use:
         applied = erp.apply_credit(
             invoice.invoice_id,
@@ -59,7 +79,7 @@ def post_invoice(invoice: InvoiceIssued, erp: Erp) -> list[InvoicePosted]:
         event = event.model_copy(
             update={"credit_applied": use, "credit_journal_entry_id": applied.journal_entry_id}
         )
-    return [event]
+    return [event, *earmarked, *apply_unapplied(invoice, item, erp)]
 
 
 def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
@@ -81,7 +101,7 @@ def post_credit_memo(memo: CreditMemoIssued, erp: Erp) -> list[InvoicePosted]:
     posted = erp.post_credit_memo(
         memo.credit_memo_id, memo.invoice_id, memo.total, journal, credits, split.credit
     )
-    return [_posted(memo, DocumentType.CREDIT_MEMO, memo.credit_memo_id, posted, journal.lines)]
+    return [_posted(memo, DocumentType.CREDIT_MEMO, memo.credit_memo_id, posted, journal)]
 
 
 def _mapped(legal_entity: str, erp: Erp) -> AccountsOf:
@@ -109,7 +129,7 @@ def _posted(
     kind: DocumentType,
     document_id: str,
     posted: Posted,
-    lines: tuple[JournalLine, ...],
+    journal: Journal,
 ) -> InvoicePosted:
     return doc.follow(
         InvoicePosted,
@@ -121,7 +141,8 @@ def _posted(
         journal_entry_id=posted.journal_entry_id,
         legal_entity=doc.legal_entity,
         currency=doc.currency,
-        journal_lines=list(lines),
+        journal_lines=posted.booked(journal),  # with their functional amounts
         posted_at=posted.posted_at,
         accounting_date=posted.accounting_date,
+        functional_currency=posted.functional_currency,
     )

@@ -1,4 +1,5 @@
-"""payment-settler's accounting rule, pure: how a settled payment is applied and booked.
+"""payment-settler's accounting rule, pure: how a settled payment is applied and booked
+(several invoices, prepayments and payers: remittance.py).
 
 - No invoice: the whole payment is unapplied cash on the customer (UNAPPLIED).
 - At least the open amount: the invoice is PAID; any excess is unapplied cash.
@@ -6,22 +7,21 @@
   tolerance is the currency's (domain/write_off.py), possibly a percentage of the invoice.
 - Shorter: the invoice is PARTIALLY_PAID and stays open for the rest.
 
-Journal: debit cash for what the bank received (amount - fee), debit fees, debit write-offs;
-credit AR for what the invoice is settled by, credit unapplied cash for the excess.
+Journal: debit cash for what the bank received (amount - fee; card and ACH money to the gateway
+clearing account 1010 until the payout, other methods to 1000), debit fees, debit write-offs;
+credit AR for what the invoices are settled by, credit unapplied cash for the rest.
 """
 
 from __future__ import annotations
 
 from datetime import UTC
 
-from finsync.contract.events import PaymentSettled, PaymentStatus
+from finsync.contract.events import PaymentSettled
 from finsync.domain.accounting import (
     ACCOUNTS_RECEIVABLE,
-    CASH,
     PAYMENT_FEES,
     UNAPPLIED_CASH,
     WRITE_OFF,
-    ZERO,
     Journal,
     check_money,
     credit,
@@ -31,6 +31,8 @@ from finsync.domain.accounting import (
 from finsync.domain.write_off import Tolerances
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import CashApplication, OpenItem
+
+from .remittance import Found, Target, split, targets
 
 NO_OVERRIDES = Tolerances()  # each currency keeps its default tolerance
 
@@ -47,6 +49,7 @@ def validate(payment: PaymentSettled) -> None:
         raise InvalidEvent(
             f"{what} fee {fmt(payment.fee_amount, c)} exceeds its amount {fmt(payment.amount, c)}"
         )
+    targets(payment)  # its allocations
 
 
 def apply(
@@ -56,54 +59,23 @@ def apply(
     legal_entity: str,
     tolerances: Tolerances = NO_OVERRIDES,
 ) -> CashApplication:
-    """Split the payment into applied, written-off and unapplied amounts."""
+    """Split a payment for one invoice (or none) into applied, written-off and unapplied
+    amounts; remittance.split does the same for several."""
     validate(payment)
-    amount = payment.amount
-    applied = written_off = ZERO
-    status = PaymentStatus.UNAPPLIED
-    if invoice is not None:
-        if payment.currency != invoice.currency:
-            raise InvalidEvent(
-                f"payment {payment.payment_id} is in {payment.currency} but invoice "
-                f"{invoice.invoice_id} is in {invoice.currency}"
-            )
-        legal_entity = invoice.legal_entity
-        open_ = invoice.open_amount
-        tolerance = tolerances.amount(invoice.currency, invoice.original_amount)
-        if open_ > 0:
-            applied = min(amount, open_)
-            short = open_ - applied
-            if 0 < short <= tolerance:
-                written_off = short
-            status = PaymentStatus.PAID if short <= tolerance else PaymentStatus.PARTIALLY_PAID
-    return CashApplication(
-        payment_id=payment.payment_id,
-        account_id=payment.account_id,
-        customer_id=customer_id,
-        invoice_id=invoice.invoice_id if invoice else None,
-        legal_entity=legal_entity,
-        currency=payment.currency,
-        amount=amount,
-        fee_amount=payment.fee_amount,
-        applied_amount=applied,
-        written_off_amount=written_off,
-        unapplied_amount=amount - applied,
-        status=status,
-        settled_at=payment.settled_at,
-        method=payment.method,
-        gateway_reference=payment.gateway_reference,
-    )
+    found = [Found(Target(invoice.invoice_id, None), invoice)] if invoice is not None else []
+    return split(payment, found, customer_id, legal_entity, tolerances)[0]
 
 
 def payment_journal(a: CashApplication) -> Journal:
-    target = f"invoice {a.invoice_id}" if a.invoice_id else "no invoice"
+    invoices = [x.invoice_id for x in a.applications] or ([a.invoice_id] if a.invoice_id else [])
+    target = f"invoice {', '.join(invoices)}" if invoices else "no invoice"
     return Journal(
         key=f"payment:{a.payment_id}",
         legal_entity=a.legal_entity,
         currency=a.currency,
         description=f"Payment {a.payment_id} ({target})",
         lines=(
-            debit(CASH, a.amount - a.fee_amount),
+            debit(a.cash_account, a.amount - a.fee_amount),  # 1000, or 1010 until the payout
             debit(PAYMENT_FEES, a.fee_amount),
             debit(WRITE_OFF, a.written_off_amount),
             credit(ACCOUNTS_RECEIVABLE, a.settles),

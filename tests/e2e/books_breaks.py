@@ -62,7 +62,8 @@ def plant(b: Books, serde: Serde) -> dict[str, list[str]]:
         )
         pay = conn.execute(  # unapplied cash changed without a journal
             "UPDATE erp.payments SET applied_amount = applied_amount - 1, "
-            "unapplied_amount = unapplied_amount + 1 WHERE invoice_id = %s "
+            "unapplied_amount = unapplied_amount + 1, unapplied_open = unapplied_open + 1 "
+            "WHERE invoice_id = %s "
             "RETURNING payment_id",
             (taxed,),
         ).fetchone()
@@ -116,7 +117,8 @@ def plant(b: Books, serde: Serde) -> dict[str, list[str]]:
         b, "SELECT subscription_id FROM billing.subscriptions WHERE opportunity_id = %s", us
     )
     return {
-        "trial-balance": ["ACME-DE EUR"],
+        # The planted line is in EUR, ACME-DE's functional currency: unbalanced in both.
+        "trial-balance": ["ACME-DE EUR", "ACME-DE functional EUR"],
         "gl-ar": [f"invoice {paid}"],
         "gl-unapplied-cash": [f"payment {pay[0]}"],
         "gl-deferred-revenue": [f"invoice {deferred}"],

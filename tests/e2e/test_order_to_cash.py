@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 
+from finsync.books.clearing import in_transit
+from finsync.books.reconcile import reconcile
 from finsync.contract.topics import SERVICES
 from finsync.reference import reports
 from finsync.reference.billing import jobs as billing_jobs
@@ -176,7 +179,8 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
     before = {sv: _letters(settings, sv, run) for sv in SERVICES}
     waiting = {sv: {k for k, e in s.expected.dead.get(sv, {}).items() if e == "DependencyNotReady"}
                for sv in SERVICES}  # fmt: skip
-    assert all(waiting[sv] for sv in ("account-sync", "subscription-activator", "payment-settler"))
+    assert all(waiting[sv] for sv in ("account-sync", "subscription-activator"))
+    assert not waiting["payment-settler"]  # prepayments are booked at once, not dead letters
 
     # Causes removed: the orphan's parent arrives; billing runs next period's invoices.
     publish(settings, serde, [s.orphan_parent])
@@ -208,8 +212,17 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
                         "WHERE invoice_id = ANY(%s)", new_ids) == len(new_ids),
         90, "next period's invoices to post",
     )  # fmt: skip
-    replay_and_wait("payment-settler", "erp.payments", "payment_id")
-    dlq.replay(settings, before["invoice-poster"], by="e2e")  # billing's bad ones: nothing to fix
+    # The prepayments for them were earmarked when they settled: applied as the invoices posted.
+    prepaid = [i for i, _ in run.prepaid]
+    eventually(
+        lambda: _scalar(settings, "SELECT count(*) FROM erp.payment_applications "
+                        "WHERE kind = 'EARMARKED' AND invoice_id = ANY(%s)", prepaid)
+        == len(prepaid),
+        90, "the prepayments to be applied",
+    )  # fmt: skip
+    # Billing's and the gateway's bad ones: nothing to fix, each dies again.
+    dlq.replay(settings, before["invoice-poster"], by="e2e")
+    dlq.replay(settings, before["payment-settler"], by="e2e")
 
     # Replaying everything a second time changes nothing.
     keys = _column(
@@ -247,3 +260,76 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
         _column(settings, "SELECT payment_id FROM erp.payments WHERE payment_id LIKE %s", like)
     )
     assert applied == s.expected.payments | waiting["payment-settler"]
+
+
+def test_the_gateways_cash_is_booked_and_clearing_ties_to_what_is_in_transit(
+    settings: Settings, run: Outcome
+) -> None:
+    """Remittances, a stranger's invoice, refunds, disputes won and lost, payouts (one planted
+    with a wrong item) and foreign-currency customers, as the scenario's gateway sent them."""
+    cash = run.cash
+    assert cash is not None and cash.remittances and cash.stranger and cash.mismatched
+    like = run.scenario.like()
+    remittance = cash.remittances[0]
+    assert remittance.allocations
+    with db.connect(settings) as conn:
+        applied = conn.execute(
+            "SELECT invoice_id, applied_amount FROM erp.payment_applications "
+            "WHERE payment_id = %s AND kind = 'SETTLEMENT' ORDER BY 1",
+            (remittance.payment_id,),
+        ).fetchall()
+        left = _row(
+            conn,
+            "SELECT p.unapplied_open + COALESCE(sum(a.applied_amount), 0), p.cash_account "
+            "FROM erp.payments p LEFT JOIN erp.payment_applications a ON a.payment_id = "
+            "p.payment_id AND a.kind = 'AUTO' WHERE p.payment_id = %s GROUP BY p.payment_id",
+            remittance.payment_id,
+        )
+        review = _row(conn, "SELECT review_reason, applied_amount FROM erp.payments "
+                      "WHERE payment_id = %s", cash.stranger.payment_id)  # fmt: skip
+        refunds = _row(conn, "SELECT count(*) FROM erp.refunds WHERE refund_id LIKE %s", like)
+        disputes = conn.execute(
+            "SELECT status, count(*) FROM erp.disputes WHERE dispute_id LIKE %s GROUP BY 1 "
+            "ORDER BY 1",
+            (like,),
+        ).fetchall()
+        payouts = conn.execute(
+            "SELECT payout_id, status FROM erp.payouts WHERE payout_id LIKE %s ORDER BY 1", (like,)
+        ).fetchall()
+        transit = in_transit(conn)
+        foreign = _row(
+            conn,
+            "SELECT count(*), count(*) FILTER (WHERE l.rate <> 1 AND l.functional_debit + "
+            "l.functional_credit > 0) FROM erp.journal_lines l JOIN erp.journal_entries e "
+            "USING (entry_id) WHERE e.legal_entity = 'ACME-UK' AND e.currency = 'EUR' "
+            "AND e.idempotency_key LIKE %s",
+            like,
+        )
+    # The remittance paid each invoice it named; what was over stayed unapplied on the payer
+    # (until the auto-apply policy used it on a later invoice of theirs).
+    assert applied == sorted((a.invoice_id, a.amount) for a in remittance.allocations)
+    over = remittance.amount - sum(a.amount for a in remittance.allocations)
+    assert left == (over, "1000")  # a wire reaches the bank at once
+    # Another customer's invoice is never paid by a stranger: held for review, nothing applied.
+    assert review[0] and review[1] == 0
+    assert refunds == (len(cash.refunds) - 1,)  # all but the one for more than the payer holds
+    assert disputes == [("LOST", 1), ("WON", 1)]
+    assert payouts == sorted(
+        (o.payout_id, "MISMATCH" if o.payout_id == cash.mismatched else "MATCHED")
+        for o in cash.payouts
+    )
+    # Gateway clearing holds exactly what has not been paid out yet, for every entity.
+    assert transit and all(documents == gl for documents, gl in transit.values())
+    # The UK entity's euro customers are booked in sterling too, at the loaded rate.
+    assert foreign[0] > 0 and foreign[0] == foreign[1]
+    # The books reconcile, but for the planted payout, which reconcile names.
+    since = datetime.fromtimestamp(run.started_ms / 1000, UTC)
+    report = reconcile(settings, since=since)
+    assert [(f.check, f.scope) for f in report.breaks] == [("payouts", f"payout {cash.mismatched}")]
+    assert all(debits == credits for _, _, debits, credits in report.functional_totals)
+
+
+def _row(conn: psycopg.Connection, sql: str, *params: object) -> tuple[object, ...]:
+    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return tuple(row)

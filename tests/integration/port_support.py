@@ -33,7 +33,7 @@ from finsync.domain.accounting import (
     debit,
 )
 from finsync.ports.billing import Billing, BillingAccount, NewSubscription, Phase
-from finsync.ports.crossref import CrossReference
+from finsync.ports.crossref import AccountLink, CrossReference
 from finsync.ports.erp import CashApplication, Customer, Erp, OpenItem
 from finsync.reference.billing.adapter import ReferenceBilling
 from finsync.reference.erp.adapter import ReferenceErp
@@ -169,6 +169,28 @@ def a_customer(**changes: Any) -> Customer:
         "parent_customer_id": None,
     }
     return Customer(**(fields | changes))
+
+
+def a_synced_account(conn: psycopg.Connection, parent: str | None = None) -> tuple[Customer, str]:
+    """A CRM account as account-sync leaves it (it is not under test): its ERP customer, its
+    billing account and their cross-reference, agreeing with each other, so the books'
+    customers check finds nothing. Returns the customer and its ERP id."""
+    customer = a_customer()
+    customer_id = ReferenceErp(conn).create_customer(customer)
+    billing_account_id = ReferenceBilling(conn).create_account(
+        BillingAccount(
+            customer.account_id, customer.name, customer.country, customer.currency,
+            customer.legal_entity, customer.email_domain, None,
+        )
+    )  # fmt: skip
+    CrossReferenceStore(conn).save(
+        AccountLink(
+            customer.account_id, customer_id, billing_account_id, 1, customer.name,
+            customer.name.lower(), customer.country, customer.currency, customer.legal_entity,
+            parent_account_id=parent,
+        )
+    )  # fmt: skip
+    return customer, customer_id
 
 
 def an_invoice(account_id: str, amount: str = "100.00") -> OpenItem:

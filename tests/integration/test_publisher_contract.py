@@ -402,4 +402,6 @@ def test_payment_settler_writes_off_a_short_payment_within_tolerance(
     lines = applied["journal_lines"]
     assert sum(x["debit"] for x in lines) == sum(x["credit"] for x in lines) == total
     write_off = {"account_code": "6900", "debit": Decimal("0.03"), "credit": Decimal("0")}
-    assert {**write_off, "mapping_rule": None} in lines  # no GL mapping rule chose 6900
+    # No GL mapping rule chose 6900; EUR is ACME-DE's functional currency: rate 1.
+    functional = {"functional_debit": Decimal("0.03"), "functional_credit": Decimal(0), "rate": 1}
+    assert {**write_off, "mapping_rule": None, **functional} in lines

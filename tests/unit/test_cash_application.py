@@ -213,6 +213,9 @@ class FakeErp:
     def open_item(self, invoice_id, lock=False):
         return self.items.get(invoice_id)
 
+    def open_item_for_earmark(self, invoice_id):
+        return self.items.get(invoice_id)
+
     def apply_payment(self, application, journal):
         self.applications.append((application, journal))
         return Posted("DOC-1", "JE-1", SETTLED_AT)
@@ -225,7 +228,7 @@ class FakeCrossReference:
     def __init__(self, *links):
         self.links = {x.account_id: x for x in links}
 
-    def link(self, account_id):
+    def link(self, account_id, lock=False):
         return self.links.get(account_id)
 
 
@@ -293,11 +296,15 @@ def test_a_payment_without_an_invoice_is_unapplied_cash_of_the_payers_legal_enti
     assert published.legal_entity == "ACME-US"
 
 
-def test_a_payment_for_an_invoice_not_posted_yet_waits():
+def test_a_payment_for_an_invoice_not_posted_yet_is_booked_at_once_and_earmarked():
     s = systems()
-    with pytest.raises(DependencyNotReady, match="INV-1"):
-        settle_payment(payment(), s)
-    assert s.erp.applications == []
+    [published] = settle_payment(payment("120.00"), s)
+    [(application, journal)] = s.erp.applications
+    assert application.invoice_id is None and application.unapplied_amount == D("120.00")
+    assert [(e.invoice_id, e.amount) for e in application.earmarks] == [("INV-1", D("120.00"))]
+    assert balances(journal) == {CASH: D("120.00"), UNAPPLIED_CASH: D("-120.00")}
+    assert published.status is PaymentStatus.UNAPPLIED
+    assert [(e.invoice_id, e.amount) for e in published.earmarked] == [("INV-1", D("120.00"))]
 
 
 def test_a_payment_from_an_account_not_synced_yet_waits():

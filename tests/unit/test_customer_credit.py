@@ -145,6 +145,12 @@ class FakeErp:
     def lines_to_credit(self, invoice_id):
         return {"1": LineBalance("1", D("100.00"), D(0), REVENUE, DEFERRED_REVENUE, ())}
 
+    def earmarked_cash(self, invoice_id):  # no payment was made before its invoice here
+        return []
+
+    def held_cash(self, holder):  # and none left unapplied cash
+        return []
+
     def credit_held(self, holder):
         assert holder == CreditHolder("A", "ACME-DE", "EUR")
         return self.held

@@ -17,3 +17,10 @@ def test_the_write_off_tolerance_defaults_per_currency_and_is_configurable():
 def test_a_tolerance_that_is_not_an_amount_stops_the_service_with_a_clear_message(value):
     with pytest.raises(SystemExit, match="FINSYNC_PAYMENT_TOLERANCE"):
         Settings.from_env({"FINSYNC_PAYMENT_TOLERANCE": value})
+
+
+def test_lost_disputes_reopen_by_default_and_a_policy_is_checked_at_start_up():
+    assert Settings.from_env({}).lost_disputes == "reopen"
+    assert Settings.from_env({"FINSYNC_LOST_DISPUTES": "Write-Off"}).lost_disputes == "write-off"
+    with pytest.raises(SystemExit, match="FINSYNC_LOST_DISPUTES='forgive' is none of reopen"):
+        Settings.from_env({"FINSYNC_LOST_DISPUTES": "forgive"})

@@ -49,9 +49,19 @@ def run(conn: psycopg.Connection, entity: str | None, since: datetime | None) ->
                 (scope,),
             )
         )
+    refunds = conn.execute("SELECT to_regclass('erp.refunds') IS NOT NULL").fetchone()[0]  # type: ignore[index]
+    if refunds:  # a refund pays credit out (0018): erp.refunds is that part of the ledger
+        found += _refunds(conn, params)
+    paid_out = (
+        "UNION ALL SELECT account_id, legal_entity, currency, -from_credit FROM erp.refunds "
+        "WHERE from_credit > 0"
+        if refunds
+        else ""
+    )
     holders = conn.execute(
         "WITH ledger AS (SELECT account_id, legal_entity, currency, sum(amount) AS held "
-        "                FROM erp.customer_credits GROUP BY 1, 2, 3) "
+        "                FROM (SELECT account_id, legal_entity, currency, amount "
+        f"                      FROM erp.customer_credits {paid_out}) x GROUP BY 1, 2, 3) "
         "SELECT account_id, legal_entity, currency, COALESCE(b.held, 0), "
         "       COALESCE(ledger.held, 0) "
         "FROM erp.customer_credit_balances b FULL JOIN ledger "
@@ -70,4 +80,30 @@ def run(conn: psycopg.Connection, entity: str | None, since: datetime | None) ->
         for account, e, c, held, ledger in holders
     ]
     tied = "SELECT journal_entry_id FROM erp.customer_credits"
+    if refunds:
+        tied += " UNION ALL SELECT journal_entry_id FROM erp.refunds"
     return found + untied(conn, GL_CUSTOMER_CREDIT, CUSTOMER_CREDIT, tied, params)
+
+
+def _refunds(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
+    """Per refund: what its journal debited to 2400 is the credit it paid out."""
+    rows = conn.execute(
+        "SELECT r.refund_id, r.currency, r.from_credit, COALESCE(sum(l.debit - l.credit), 0) "
+        "FROM erp.refunds r LEFT JOIN erp.journal_lines l "
+        "  ON l.entry_id = r.journal_entry_id AND l.account_code = %(account)s "
+        f"WHERE {ENTITY.format(column='r.legal_entity')} "
+        f"AND {SINCE.format(entry='r.journal_entry_id')} "
+        "GROUP BY 1, 2, 3 HAVING r.from_credit <> COALESCE(sum(l.debit - l.credit), 0) "
+        "ORDER BY 1",
+        params,
+    ).fetchall()
+    return [
+        Finding(
+            GL_CUSTOMER_CREDIT.name,
+            f"refund {refund}",
+            f"paid out {fmt(paid, c)} of customer credit, {fmt(net, c)} debited to "
+            f"{CUSTOMER_CREDIT}",
+            (f"refund {refund}",),
+        )
+        for refund, c, paid, net in rows
+    ]

@@ -4,6 +4,7 @@ difference a dead letter explains, waiting for someone to mend and replay it).""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Report:
     checks: list[Check]
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a check could not look at, and why
+    # Per entity, the whole ledger in its functional currency: (entity, currency, debits,
+    # credits).
+    functional_totals: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
 
     @property
     def breaks(self) -> list[Finding]:
@@ -60,4 +64,8 @@ class Report:
             "breaks": [f.as_dict() for f in self.breaks],
             "held": [f.as_dict() for f in self.held],
             "notes": self.notes,
+            "functional_totals": [
+                {"legal_entity": e, "currency": c, "debits": d, "credits": cr}
+                for e, c, d, cr in self.functional_totals
+            ],
         }

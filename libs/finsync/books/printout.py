@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from finsync.books.findings import Report
+from finsync.domain.accounting import fmt
 
 SHOWN = 20  # findings printed per check; `finsync reconcile --json` has them all
 
@@ -19,6 +20,13 @@ def print_report(out: Console, report: Report) -> None:
         mark = "[red]✗[/red]" if breaks else "[green]✓[/green]"
         table.add_row(check.kind, check.title, str(breaks), str(held), mark)
     out.print(table)
+    if report.functional_totals:
+        title = "Ledger in each entity's functional currency"
+        totals = Table("legal entity", "debits", "credits", "", title=title)
+        for e, c, debits, credits in report.functional_totals:
+            mark = "[green]nets to zero[/green]" if debits == credits else "[red]does not[/red]"
+            totals.add_row(e, fmt(debits, c), fmt(credits, c), mark)
+        out.print(totals)
     for check in report.checks:
         found = report.of(check)
         if not found:
@@ -33,8 +41,8 @@ def print_report(out: Console, report: Report) -> None:
             out.print(f"  … and {len(found) - SHOWN} more (--json lists them all)")
     for note in report.notes:
         out.print(f"[dim]note: {note}[/dim]")
+    held_note = f", {len(report.held)} held in dead letters" if report.held else ""
     if report.breaks:
-        out.print(f"\n[red]{len(report.breaks)} break(s)[/red]")
+        out.print(f"\n[red]{len(report.breaks)} break(s)[/red]{held_note}")
     else:
-        held_note = f", {len(report.held)} held in dead letters" if report.held else ""
         out.print(f"\n[green]no breaks[/green]{held_note}")

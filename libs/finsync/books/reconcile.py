@@ -7,9 +7,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from finsync.books import customer_credit, ledger, threeway
+from finsync.books import clearing, customer_credit, functional, ledger, refunds_disputes, threeway
 from finsync.books.findings import Report
-from finsync.contract.events import EVENT_TYPES, Event, OpportunityClosed, PaymentSettled
+from finsync.contract.events import (
+    EVENT_TYPES,
+    DisputeUpdated,
+    Event,
+    OpportunityClosed,
+    PaymentSettled,
+    RefundSettled,
+)
 from finsync.contract.topics import SERVICES, dlq_topic
 from finsync.errors import FinsyncError
 from finsync.runtime import clients, db
@@ -17,7 +24,13 @@ from finsync.runtime.dlq import DeadLetter
 from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
 
-CHECKS = (*ledger.CHECKS, *customer_credit.CHECKS, *threeway.CHECKS)
+CHECKS = (
+    *ledger.CHECKS,
+    *customer_credit.CHECKS,
+    *refunds_disputes.CHECKS,
+    *clearing.CHECKS,
+    *threeway.CHECKS,
+)
 
 E = TypeVar("E", bound=Event)
 
@@ -36,21 +49,30 @@ def reconcile(
     say("reading what CRM and the gateways published")
     opportunities = _published(settings, serde, OpportunityClosed, since_ms)
     payments = _published(settings, serde, PaymentSettled, since_ms)
+    refunds = _published(settings, serde, RefundSettled, since_ms)
+    disputes = _published(settings, serde, DisputeUpdated, since_ms)  # the last status of each
     say("reading the dead letters")
     held = _dead_letters(settings, serde, since_ms)
     if entity is not None:
         opportunities = [o for o in opportunities if o.legal_entity == entity]
+        refunds = [r for r in refunds if r.legal_entity == entity]
+        disputes = [d for d in disputes if d.legal_entity == entity]
     stamp = since.astimezone(UTC).isoformat() if since else None
     with db.connect(settings) as conn:
         say("checking the ledger")
         report.findings += ledger.run(conn, entity, since)
+        report.functional_totals = functional.totals(conn, entity)
         report.findings += customer_credit.run(conn, entity, since)
+        report.findings += refunds_disputes.run(conn, entity, since)
+        report.findings += clearing.run(conn, entity, since)
         say("checking CRM, billing and the ERP against each other")
         report.findings += threeway.opportunities(conn, opportunities, held)
         due, note = threeway.due_periods(conn, stamp)
         report.findings += due
         report.findings += threeway.postings(conn, stamp, held)
         report.findings += threeway.payments(conn, payments, held)
+        report.findings += refunds_disputes.booked(conn, refunds, disputes, held)
+        report.findings += threeway.under_review(conn, entity)
         report.findings += threeway.customers(conn)
     if note:
         report.notes.append(note)

@@ -175,6 +175,27 @@ def payments(
     return found
 
 
+def under_review(conn: psycopg.Connection, entity: str | None) -> list[Finding]:
+    """Payments whose cash waits for a review (they named another customer's invoice): held
+    items, listed, not breaks."""
+    rows = conn.execute(
+        "SELECT payment_id, currency, unapplied_open, review_reason FROM erp.payments "
+        "WHERE review_reason IS NOT NULL AND unapplied_open > 0 "
+        "AND (%(entity)s::text IS NULL OR legal_entity = %(entity)s) ORDER BY 1",
+        {"entity": entity},
+    ).fetchall()
+    return [
+        Finding(
+            PAYMENTS.name,
+            f"payment {p}",
+            f"{fmt(held, c)} unapplied, waiting for a review",
+            (f"payment {p}",),
+            f"under review: {reason}",
+        )
+        for p, c, held, reason in rows
+    ]
+
+
 def customers(conn: psycopg.Connection) -> list[Finding]:
     """Each cross-reference row names an ERP customer and a billing account that exist; an
     account that owns its customer agrees with both on what they hold of it."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from finsync.cli import mapping, periods, recognition
+from finsync.cli import mapping, periods, rates, recognition
 
 # Each module has register(erp_subparsers) adding its commands under `finsync erp`.
-ERP_COMMANDS: tuple[object, ...] = (periods, recognition, mapping)
+ERP_COMMANDS: tuple[object, ...] = (periods, recognition, mapping, rates)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -76,6 +76,46 @@ class PaymentStatus(StrEnum):
     UNAPPLIED = "UNAPPLIED"
 
 
+class PayoutItemType(StrEnum):
+    PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
+    DISPUTE = "DISPUTE"
+    FEE = "FEE"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+class PayoutStatus(StrEnum):
+    MATCHED = "MATCHED"
+    MISMATCH = "MISMATCH"
+
+
+class PayoutDifferenceType(StrEnum):
+    """What did not match: an item (by its type), or the TOTAL: items that do not add up to
+    the payout's amount."""
+
+    PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
+    DISPUTE = "DISPUTE"
+    FEE = "FEE"
+    ADJUSTMENT = "ADJUSTMENT"
+    TOTAL = "TOTAL"
+
+
+class DisputeStatus(StrEnum):
+    OPENED = "OPENED"
+    WON = "WON"
+    LOST = "LOST"
+
+
+class ApplicationKind(StrEnum):
+    """When a payment's cash was applied to an invoice: as it settled, when the invoice it
+    was paid in advance for posted, or by the auto-apply policy on a new invoice."""
+
+    SETTLEMENT = "SETTLEMENT"
+    EARMARKED = "EARMARKED"
+    AUTO = "AUTO"
+
+
 class Line(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -85,6 +125,11 @@ class JournalLine(Line):
     debit: Decimal
     credit: Decimal
     mapping_rule: str | None = None  # the GL mapping rule that chose the account; None: no rule
+    # In the legal entity's functional currency, as booked: transaction amount x rate, rounded
+    # to its minor units. None: not converted (yet), or from an earlier version.
+    functional_debit: Decimal | None = None
+    functional_credit: Decimal | None = None
+    rate: Decimal | None = None  # transaction -> functional currency; None: no transaction amount
 
 
 class InvoiceLine(Line):
@@ -180,6 +225,24 @@ class CreditMemoIssued(Event):
     total: Decimal
 
 
+class Allocation(Line):
+    """Part of a payment meant for one invoice: a remittance line, or cash earmarked for an
+    invoice not posted yet."""
+
+    invoice_id: str
+    amount: Decimal
+
+
+class Application(Line):
+    """One use of a payment's cash on an invoice."""
+
+    invoice_id: str
+    applied_amount: Decimal
+    written_off_amount: Decimal
+    invoice_open_after: Decimal
+    kind: ApplicationKind
+
+
 class PaymentSettled(Event):
     TOPIC = "payments.payment-settled"
     KEY_FIELD = "payment_id"
@@ -192,6 +255,41 @@ class PaymentSettled(Event):
     settled_at: datetime
     method: str
     gateway_reference: str
+    # A remittance: how the payer split the amount over invoices; the rest stays unapplied.
+    allocations: list[Allocation] | None = None
+
+
+class RefundSettled(Event):
+    TOPIC = "payments.refund-settled"
+    KEY_FIELD = "refund_id"
+    refund_id: str
+    account_id: str
+    payment_id: str | None = None
+    legal_entity: str
+    currency: str
+    amount: Decimal
+    fee_amount: Decimal
+    refunded_at: datetime
+    gateway_reference: str
+
+
+class DisputeUpdated(Event):
+    TOPIC = "payments.dispute-updated"
+    KEY_FIELD = "dispute_id"
+    dispute_id: str
+    payment_id: str
+    account_id: str
+    legal_entity: str
+    currency: str
+    status: DisputeStatus
+    amount: Decimal
+    fee_amount: Decimal
+    updated_at: datetime
+    reason: str | None = None
+
+    @property
+    def document_key(self) -> str:
+        return f"{self.TOPIC}:{self.dispute_id}:{self.status}"  # each status is a document
 
 
 class CustomerSynced(Event):
@@ -234,6 +332,7 @@ class InvoicePosted(Event):
     # journal of that use (debit 2400, credit 1200). None: it used none.
     credit_applied: Decimal | None = None
     credit_journal_entry_id: str | None = None
+    functional_currency: str | None = None  # of the lines' functional amounts
 
 
 class PaymentApplied(Event):
@@ -253,6 +352,13 @@ class PaymentApplied(Event):
     legal_entity: str | None = None
     written_off_amount: Decimal | None = None
     accounting_date: date | None = None  # the journal's date in the books
+    # Each use of the payment's cash this event reports (None from earlier versions).
+    applications: list[Application] | None = None
+    # Set when the payment named an invoice its payer may not pay: its cash waits for review.
+    review_reason: str | None = None
+    # Cash held for invoices not posted yet, applied when each posts.
+    earmarked: list[Allocation] | None = None
+    functional_currency: str | None = None  # of the lines' functional amounts
 
 
 class RevenueRecognized(Event):
@@ -268,10 +374,60 @@ class RevenueRecognized(Event):
     amount: Decimal
     lines: list[JournalLine]
     accounting_date: date | None = None  # the journal's date in the books
+    functional_currency: str | None = None  # of the lines' functional amounts
 
     @property
     def document_key(self) -> str:
         return f"{self.TOPIC}:{self.journal_entry_id}"  # each release is a document
+
+
+class PayoutItem(Line):
+    """One movement a payout settles; net is its effect on the payout (gross - fee): positive
+    for a payment, negative for a refund, a dispute opened or a fee withheld."""
+
+    type: PayoutItemType
+    reference_id: str | None = None  # the payment, refund or dispute id
+    gross: Decimal
+    fee: Decimal
+    net: Decimal
+
+
+class PayoutPaid(Event):
+    """A gateway paid out what it held into the bank account of a legal entity."""
+
+    TOPIC = "payments.payout-paid"
+    KEY_FIELD = "payout_id"
+    payout_id: str
+    legal_entity: str
+    currency: str
+    amount: Decimal  # what reached the bank
+    arrival_date: date
+    items: list[PayoutItem]
+
+
+class PayoutDifference(Line):
+    type: PayoutDifferenceType
+    reference_id: str | None = None
+    expected_net: Decimal | None = None  # what the ERP holds for it in clearing, if anything
+    reported_net: Decimal  # what the payout reported (TOTAL: the items' sum)
+    reason: str
+
+
+class PayoutReconciled(Event):
+    """payment-settler booked a payout: matched items cleared 1010, differences went to 1090."""
+
+    TOPIC = "erp.payout-reconciled"
+    KEY_FIELD = "payout_id"
+    payout_id: str
+    legal_entity: str
+    currency: str
+    amount: Decimal
+    status: PayoutStatus
+    matched_amount: Decimal  # net of the items matched to documents in clearing
+    differences: list[PayoutDifference]
+    journal_entry_id: str
+    journal_lines: list[JournalLine]
+    accounting_date: date | None = None  # the journal's date in the books
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -282,10 +438,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         InvoiceIssued,
         CreditMemoIssued,
         PaymentSettled,
+        RefundSettled,
+        DisputeUpdated,
         CustomerSynced,
         SubscriptionActivated,
         InvoicePosted,
         PaymentApplied,
         RevenueRecognized,
+        PayoutPaid,
+        PayoutReconciled,
     )
 }

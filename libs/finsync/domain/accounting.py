@@ -54,7 +54,10 @@ MINOR_UNITS: dict[str, int] = {
 
 # The reference chart of accounts (migrations/0002_reference_erp.sql).
 CASH = "1000"
+GATEWAY_CLEARING = "1010"  # card and ACH money until the payout (0017_cash_lifecycle.sql)
+PAYOUT_DIFFERENCES = "1090"  # payout items no document explains, suspense (0021_payouts.sql)
 ACCOUNTS_RECEIVABLE = "1200"
+DISPUTED_RECEIVABLES = "1260"  # funds a dispute withdrew (0018_refunds_disputes.sql)
 UNAPPLIED_CASH = "2100"
 TAX_PAYABLE = "2200"
 DEFERRED_REVENUE = "2300"
@@ -62,6 +65,8 @@ CUSTOMER_CREDIT = "2400"  # credit memos above the open amount (0016_customer_cr
 REVENUE = "4000"
 PAYMENT_FEES = "6100"
 WRITE_OFF = "6900"
+REALISED_FX_GAIN = "7100"  # 0019_functional_currency.sql
+REALISED_FX_LOSS = "7200"
 
 
 def check_money(currency: str, amounts: dict[str, Decimal]) -> None:
@@ -103,7 +108,17 @@ def credit(account: str, amount: Decimal, rule: str | None = None) -> JournalLin
 
 
 def reverse(lines: Iterable[JournalLine]) -> list[JournalLine]:
-    return [x.model_copy(update={"debit": x.credit, "credit": x.debit}) for x in lines]
+    return [
+        x.model_copy(
+            update={
+                "debit": x.credit,
+                "credit": x.debit,
+                "functional_debit": x.functional_credit,
+                "functional_credit": x.functional_debit,
+            }
+        )
+        for x in lines
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,12 @@ class Journal:
     accounting_date: date | None = None  # the document's date; None: the day it is posted
 
     def __post_init__(self) -> None:
-        lines = [x for x in self.lines if x.debit or x.credit]
+        # A line with only a functional amount (a realised FX difference) carries something.
+        lines = [
+            x
+            for x in self.lines
+            if x.debit or x.credit or x.functional_debit or x.functional_credit
+        ]
         if not lines:
             raise InvalidEvent(f"journal {self.key} has no non-zero lines")
         if sum(x.debit for x in lines) != sum(x.credit for x in lines):

@@ -8,11 +8,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from finsync.contract.events import PaymentStatus
-from finsync.domain.accounting import TAX_PAYABLE, Journal
+from finsync.contract.events import ApplicationKind, JournalLine, PaymentStatus, PayoutItemType
+from finsync.domain.accounting import CASH, TAX_PAYABLE, Journal
+from finsync.domain.cash import HeldCash
 from finsync.domain.gl_mapping import RevenueAccounts, TaxAccount
 from finsync.domain.revenue import ScheduleRow
 from finsync.domain.tax import TaxRounding
+from finsync.ports.payouts import ClearingDocument, PayoutBooking
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,62 @@ class CashApplication:
     settled_at: datetime
     method: str
     gateway_reference: str
+    # Per invoice, what the settlement applied (a remittance names several); empty: the one
+    # invoice_id, by applied_amount and written_off_amount.
+    applications: tuple[InvoiceApplication, ...] = ()
+    earmarks: tuple[Earmark, ...] = ()  # unapplied cash meant for invoices not posted yet
+    review_reason: str | None = None  # it named an invoice its payer may not pay
+    cash_account: str = CASH  # 1000 Bank, or 1010 Gateway clearing
 
     @property
     def settles(self) -> Decimal:
-        """How much the invoice's open amount goes down."""
+        """How much the invoices' open amounts go down."""
         return self.applied_amount + self.written_off_amount
+
+
+@dataclass(frozen=True)
+class InvoiceApplication:
+    """What a payment applies to one invoice as it settles."""
+
+    invoice_id: str
+    applied_amount: Decimal
+    written_off_amount: Decimal
+
+    @property
+    def settles(self) -> Decimal:
+        return self.applied_amount + self.written_off_amount
+
+
+@dataclass(frozen=True)
+class Earmark:
+    """Unapplied cash a payment holds for an invoice not posted yet."""
+
+    invoice_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class EarmarkedCash:
+    """A payment's cash earmarked for an invoice that is posting now, its payment row locked."""
+
+    payment_id: str
+    account_id: str  # CRM account of the payer
+    customer_id: str
+    legal_entity: str
+    currency: str
+    amount: Decimal  # earmarked, but no more than the payment's unapplied cash left
+    unapplied_open: Decimal
+
+
+@dataclass(frozen=True)
+class HeldCashApplication:
+    """Unapplied cash of a payment applied to an invoice after it settled."""
+
+    payment_id: str
+    invoice_id: str
+    kind: ApplicationKind  # EARMARKED or AUTO
+    applied_amount: Decimal
+    written_off_amount: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +130,14 @@ class Posted:
     # The journal's date in the books: the document's, or the first day of the next open
     # period when the document's period is closed.
     accounting_date: date | None = None
+    # The lines as booked, with their functional amounts and rates (an ERP that keeps no
+    # functional currency may leave them empty: the journal's lines are what it booked).
+    lines: tuple[JournalLine, ...] = ()
+    functional_currency: str | None = None
+
+    def booked(self, journal: Journal) -> list[JournalLine]:
+        """The lines to publish: as the ERP booked them, else the journal's own."""
+        return list(self.lines or journal.lines)
 
 
 @dataclass(frozen=True)
@@ -135,6 +196,90 @@ class LineCredit:
     line_id: str
     amount: Decimal
     cancelled: tuple[ScheduleRow, ...] = ()  # of unreleased months: never to be released
+
+
+@dataclass(frozen=True)
+class BookedPayment:
+    """A settled payment as a refund or a dispute finds it."""
+
+    payment_id: str
+    account_id: str  # CRM account of the payer
+    legal_entity: str
+    currency: str
+    amount: Decimal
+    unapplied_open: Decimal  # unapplied cash it still has
+    review_reason: str | None  # set: its cash waits for a review, no refund may use it
+
+
+@dataclass(frozen=True)
+class PaidInvoice:
+    """Cash a payment applied to an invoice, that a refund or a lost dispute may take back by
+    reopening the invoice: what it applied less what was taken back before."""
+
+    payment_id: str
+    invoice_id: str
+    amount: Decimal
+    credited: bool  # the invoice has a credit memo: it is not reopened
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """What a refund or a lost dispute takes back from one payment: unapplied cash it still has
+    (invoice_id None), or cash it applied to the invoice, which reopens."""
+
+    payment_id: str
+    invoice_id: str | None
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class RefundBooking:
+    refund_id: str  # its idempotency key
+    payment_id: str | None
+    account_id: str
+    legal_entity: str
+    currency: str
+    amount: Decimal
+    fee_amount: Decimal
+    from_credit: Decimal  # off the payer's customer credit balance (2400)
+    reversals: tuple[Reversal, ...]  # off unapplied cash (2100) and paid invoices (1200)
+    refunded_at: datetime
+    gateway_reference: str
+
+    @property
+    def from_unapplied(self) -> Decimal:
+        return sum((r.amount for r in self.reversals if r.invoice_id is None), Decimal(0))
+
+    @property
+    def from_invoices(self) -> Decimal:
+        return sum((r.amount for r in self.reversals if r.invoice_id is not None), Decimal(0))
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A dispute as the ERP keeps it."""
+
+    dispute_id: str
+    payment_id: str
+    account_id: str
+    legal_entity: str
+    currency: str
+    amount: Decimal
+    fee_amount: Decimal
+    status: str  # OPENED, WON or LOST
+    opened_at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DisputeLoss:
+    """How a lost dispute is booked: by policy `reopen`, what it takes back from the payment
+    and what is written off because the payment had nothing left; by `write-off`, all of it
+    written off."""
+
+    policy: str
+    reversals: tuple[Reversal, ...]
+    written_off: Decimal
 
 
 class Erp(Protocol):
@@ -202,8 +347,83 @@ class Erp(Protocol):
         """Change the customer's details."""
 
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
-        """Record the payment, reduce the invoice's open amount by what it settles, and post the
-        journal. Rejects a second application of the same payment."""
+        """Record the payment, reduce each invoice's open amount by what it settles, record its
+        applications and earmarks, and post the journal. Rejects a second application of the
+        same payment."""
+
+    def open_item_for_earmark(self, invoice_id: str) -> OpenItem | None:
+        """Wait for invoice postings in flight, then the invoice's AR item, locked; None if it
+        is still not posted: an earmark made now is seen when it posts."""
+
+    def earmarked_cash(self, invoice_id: str) -> list[EarmarkedCash]:
+        """Cash payments earmarked for the invoice (posted in this unit of work) and not applied
+        yet, oldest payment first, their payment rows locked."""
+
+    def held_cash(self, holder: CreditHolder) -> list[HeldCash]:
+        """The holder's payments (its CRM account paid them) with unapplied cash not earmarked
+        and not under review, oldest first, locked. Which holders have any is asked once per
+        unit of work: cash committed since waits for the holder's next invoice."""
+
+    def open_items(self, holder: CreditHolder) -> list[OpenItem]:
+        """The holder's invoices with an amount open (posted in this unit of work too), locked."""
+
+    def applied_pairs(self, payment_ids: Sequence[str]) -> frozenset[tuple[str, str]]:
+        """(payment, invoice) pairs these payments have applications for."""
+
+    def apply_held_cash(self, application: HeldCashApplication, journal: Journal) -> Posted:
+        """Apply unapplied cash of the payment (locked by earmarked_cash or held_cash) to the
+        invoice: reduce its open amount and the payment's unapplied cash, mark an earmark
+        applied, record the application and post the journal."""
+
+    def hold_for_review(self, payment_id: str, reason: str) -> None:
+        """Keep the payment's unapplied cash for review: no policy applies it any more."""
+
+    def booked_payment(self, payment_id: str) -> BookedPayment | None:
+        """The payment, None if not settled (yet); locked until the transaction ends, so what
+        it still has is used once."""
+
+    def unapplied_cash(self, holder: CreditHolder, first: str | None) -> list[tuple[str, Decimal]]:
+        """The payer's payments with unapplied cash left, as (payment_id, unapplied_open): the
+        payment `first` ahead, then oldest first; none under review. Locked."""
+
+    def paid_invoices(self, payment_id: str) -> list[PaidInvoice]:
+        """What the payment applied to invoices and was not taken back, latest application
+        first; the invoices locked."""
+
+    def book_refund(self, refund: RefundBooking, journal: Journal) -> Posted:
+        """Record the refund, take what it used off the credit balance (at most what
+        credit_held() said), the payments' unapplied cash and the invoices (which reopen), and
+        post the journal. Rejects a second booking of the same refund."""
+
+    def dispute(self, dispute_id: str) -> Dispute | None:
+        """The dispute, None if not opened (yet); locked until the transaction ends."""
+
+    def open_dispute(self, dispute: Dispute, journal: Journal) -> Posted:
+        """Record the dispute as OPENED and post the journal; rejects a second opening."""
+
+    def close_dispute(
+        self,
+        dispute_id: str,
+        status: str,
+        closed_at: datetime,
+        journal: Journal,
+        loss: DisputeLoss | None = None,
+    ) -> Posted:
+        """Record the dispute's outcome (WON, or LOST with how it was booked), take back what
+        the loss reverses, and post the journal. Only an OPENED dispute closes."""
+
+    def clearing_documents(
+        self, references: Sequence[tuple[PayoutItemType, str]]
+    ) -> list[ClearingDocument]:
+        """The documents in gateway clearing that payout items name (a payment, refund or
+        dispute id by the item's type), each with the payout that took it, if any; locked until
+        the transaction ends, so two payouts never take the same one. A dispute has a document
+        per movement: opened, and won. Ids the ERP does not hold are left out."""
+
+    def book_payout(self, booking: PayoutBooking, journal: Journal) -> Posted:
+        """Record the payout, its items with the documents they matched and its differences,
+        and post the journal. Rejects a second booking of the payout, or a document paid out
+        twice."""
 
     def flush(self) -> None:
         """Send buffered writes; the runtime calls it before the transaction commits."""

@@ -142,7 +142,7 @@ def receivables_by_customer(conn: psycopg.Connection, like: str) -> list[Custome
         "                   WHERE c.invoice_id = a.invoice_id), 0) AS credited "
         "  FROM erp.ar_open_items a JOIN finsync.account_xref x USING (account_id) "
         "  WHERE a.invoice_id LIKE %s), "
-        "cash AS (SELECT customer_id, currency, sum(unapplied_amount) AS unapplied "
+        "cash AS (SELECT customer_id, currency, sum(unapplied_open) AS unapplied "
         "  FROM erp.payments WHERE payment_id LIKE %s GROUP BY 1, 2) "
         "SELECT i.customer_id, c.name, i.legal_entity, i.currency, sum(i.original_amount), "
         "       sum(i.credited), sum(i.paid_amount), sum(i.written_off_amount), "
@@ -182,14 +182,17 @@ def ar_ledger_and_items(
 
 def ar_discrepancies(conn: psycopg.Connection, like: str) -> list[tuple[str, Decimal, Decimal]]:
     """Invoices whose open amount is not original - credit memos - applied cash - write-offs
-    - customer credit used, each recomputed from the documents themselves (of a credit memo
-    above the open amount, only what was open): (invoice, expected open, open)."""
+    - customer credit used + what refunds and lost disputes reopened, each recomputed from the
+    documents themselves (of a credit memo above the open amount, only what was open):
+    (invoice, expected open, open)."""
     rows = conn.execute(
         "SELECT a.invoice_id, a.original_amount "
         "  - COALESCE((SELECT sum(amount) FROM erp.ar_credits c "
         "              WHERE c.invoice_id = a.invoice_id), 0) "
-        "  - COALESCE((SELECT sum(applied_amount + written_off_amount) FROM erp.payments p "
-        "              WHERE p.invoice_id = a.invoice_id), 0) "
+        "  - COALESCE((SELECT sum(applied_amount + written_off_amount) "
+        "              FROM erp.payment_applications p WHERE p.invoice_id = a.invoice_id), 0) "
+        "  + COALESCE((SELECT sum(amount) FROM erp.payment_reversals r "
+        "              WHERE r.invoice_id = a.invoice_id), 0) "
         # Credit left by its memos back (+), credit used on it off (-).
         "  + COALESCE((SELECT sum(amount) FROM erp.customer_credits u "
         "              WHERE u.invoice_id = a.invoice_id), 0) AS expected, a.open_amount "

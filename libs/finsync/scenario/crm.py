@@ -15,12 +15,14 @@ from finsync.runtime.messages import Outgoing
 from finsync.scenario.opportunities import invalid_opportunities, opportunity
 from finsync.scenario.plan import UNREADABLE, Expected, Scenario, envelope
 
-# Legal entity, its currency, the countries its customers are in.
+# Legal entity, the currency it bills in, the countries its customers are in. The UK entity
+# bills its Irish customers in euros: foreign currency in its sterling books.
 REGIONS = [
     ("ACME-US", "USD", ["US", "US", "US", "CA"]),
     ("ACME-DE", "EUR", ["DE", "DE", "AT", "FR", "NL"]),
-    ("ACME-UK", "GBP", ["GB", "GB", "IE"]),
+    ("ACME-UK", "GBP", ["GB", "GB"]),
     ("ACME-JP", "JPY", ["JP"]),
+    ("ACME-UK", "EUR", ["IE"]),
 ]
 LEGAL_FORMS = {
     "US": "Inc.",

@@ -42,7 +42,8 @@ def _payment(
 
 def early_payments(s: Scenario, rates: dict[str, Decimal]) -> list[PaymentSettled]:
     """Card payments captured at checkout for each deal's first invoice: they settle before
-    billing's invoice is posted, and wait for it."""
+    billing's invoice is posted, are booked as deposits earmarked for it, and are applied when
+    it posts."""
     out = []
     for k, o in enumerate(s.rng.sample(s.opportunities, min(10, len(s.opportunities))), 1):
         invoices = predicted_invoices(o, s.as_of, rates[o.legal_entity])
@@ -122,8 +123,8 @@ class PaymentPlan:
             out.append(_payment(s, n, i.account_id, None,
                                 money(Decimal(rng.randint(50, 500)) * FX[i.currency], i.currency),
                                 i.currency, "WIRE"))  # fmt: skip
-        # Prepaying next period's invoice, which billing has not issued yet: it waits, then
-        # ends as a dead letter until that invoice is run and the payment replayed.
+        # Prepaying next period's invoice, which billing has not issued yet: booked at once as
+        # a deposit earmarked for it, and applied when that invoice is run and posts.
         for o in rng.sample(s.opportunities, 2):
             future = next_invoice(o, s.as_of, self.tax_rates[o.legal_entity])
             if future is None:
@@ -132,7 +133,6 @@ class PaymentPlan:
             amount = money(Decimal(100) * FX[o.currency], o.currency)
             p = _payment(s, n, o.account_id, future[0], amount, o.currency, "WIRE")
             out.append(p)
-            self.invalid.append((p, "DependencyNotReady"))
             self.prepaid.append(future)
         # Duplicates: the same event delivered twice, the same payment re-sent with a new id.
         repeat = rng.sample(out[: len(out) // 2], min(8, len(out) // 2))

@@ -10,6 +10,7 @@ from finsync.contract.events import CreditMemoIssued, InvoiceIssued, PaymentSett
 from finsync.contract.topics import SERVICES, dlq_topic
 from finsync.runtime import clients
 from finsync.runtime.dlq import DeadLetter
+from finsync.scenario.cash import CashPlan
 from finsync.scenario.plan import Scenario
 from finsync.settings import Settings
 
@@ -24,6 +25,7 @@ class Outcome:
     credit_memos: list[CreditMemoIssued] = field(default_factory=list)
     payments: list[PaymentSettled] = field(default_factory=list)  # distinct, published
     prepaid: list[tuple[str, date]] = field(default_factory=list)  # future invoices paid for
+    cash: CashPlan | None = None  # remittances, refunds, disputes and payouts, once played
     elapsed: float = 0.0
     complete: bool = False
     waiting_for: str = ""

@@ -11,10 +11,12 @@ from typing import LiteralString
 
 from finsync.contract.events import AccountUpserted, Event, PaymentSettled
 from finsync.reference.billing import jobs as billing_jobs
+from finsync.reference.erp import fx
 from finsync.runtime import clients, db
 from finsync.runtime.messages import Outgoing
 from finsync.runtime.serde import Serde, registry_client
 from finsync.scenario.billing import malformed_invoices, tax_rates
+from finsync.scenario.cash import payouts, plan_cash
 from finsync.scenario.gateway import PaymentPlan, early_payments
 from finsync.scenario.outcome import Outcome, dead_keys
 from finsync.scenario.plan import UNREADABLE, Scenario
@@ -84,11 +86,25 @@ def _dead_done(
     return check
 
 
+def load_sample_rates(settings: Settings, say: Callable[[str], None]) -> None:
+    """The sample FX rates (deploy/fx-rates.sample.csv): some customers are billed in another
+    currency than their legal entity's. Loading them again changes nothing."""
+    with db.connect(settings) as conn:
+        plan = fx.load_sample(conn)
+        if plan is None or plan.refused:
+            conn.rollback()
+            return
+        conn.commit()
+    if plan.added or plan.changed:
+        say(f"loaded {len(plan.added) + len(plan.changed)} sample FX rates")
+
+
 def play(
     settings: Settings, s: Scenario, say: Callable[[str], None], timeout: float = 300
 ) -> Outcome:
     """Publish the scenario to the running services, stage by stage, waiting for each."""
     serde = Serde(registry_client(settings))
+    load_sample_rates(settings, say)
     outcome = Outcome(s, started_ms=int(time.time() * 1000) - 1000)
     started = time.monotonic()
     try:
@@ -197,4 +213,71 @@ def _play(
     pay_dead = _dead_done(settings, s, outcome, ["payment-settler"])
     if not _wait("payment dead letters", pay_dead, say, timeout, outcome):
         return
-    outcome.complete = True
+    if _play_cash(settings, s, serde, outcome, plan, say, timeout):
+        outcome.complete = True
+
+
+def _play_cash(
+    settings: Settings,
+    s: Scenario,
+    serde: Serde,
+    outcome: Outcome,
+    plan: PaymentPlan,
+    say: Callable[[str], None],
+    timeout: float,
+) -> bool:
+    """Remittances, refunds and disputes on the cash settled; then the gateway's payouts."""
+    cash = plan_cash(s, plan, outcome.payments, s.expected.payments)
+    outcome.cash = cash
+    for key, error in cash.invalid:
+        s.expected.dead_letter("payment-settler", key, error)
+    paying = [*cash.remittances, *([cash.stranger] if cash.stranger else [])]
+    s.expected.payments |= {p.payment_id for p in paying}
+    outcome.payments += paying
+    say(
+        f"the gateway settles {len(cash.remittances)} remittance(s) over several invoices and "
+        f"{len(paying) - len(cash.remittances)} payment for another customer's invoice, "
+        f"refunds {len(cash.refunds)} payments and reports "
+        f"{len({d.dispute_id for d in cash.disputes})} disputes (one outcome before its opening)"
+    )
+    _publish(settings, serde, list(cash.events))
+    refunds = sorted({r.refund_id for r in cash.refunds} - {k for k, _ in cash.invalid})
+    checks = [
+        _arrived(
+            settings,
+            "SELECT count(*) FROM erp.payments WHERE payment_id = ANY(%s)",
+            [p.payment_id for p in paying],
+            "payments booked",
+        ),
+        _arrived(
+            settings,
+            "SELECT count(*) FROM erp.refunds WHERE refund_id = ANY(%s)",
+            refunds,
+            "refunds booked",
+        ),
+        _arrived(
+            settings,
+            "SELECT count(*) FROM erp.disputes WHERE dispute_id = ANY(%s) AND status <> 'OPENED'",
+            sorted({d.dispute_id for d in cash.disputes}),
+            "disputes decided",
+        ),
+    ]
+    for what, check in zip(("remittances", "refunds", "disputes"), checks, strict=True):
+        if not _wait(what, check, say, timeout, outcome):
+            return False
+    payouts(s, cash, s.as_of)
+    say(
+        f"the gateway pays out {len(cash.payouts)} times to the bank, one legal entity and "
+        f"currency each; payout {cash.mismatched} reports a payment 1.00 short"
+    )
+    _publish(settings, serde, list(cash.payouts))
+    paid = _arrived(
+        settings,
+        "SELECT count(*) FROM erp.payouts WHERE payout_id = ANY(%s)",
+        [o.payout_id for o in cash.payouts],
+        "payouts booked",
+    )
+    if not _wait("payouts", paid, say, timeout, outcome):
+        return False
+    cash_dead = _dead_done(settings, s, outcome, ["payment-settler"])
+    return _wait("cash dead letters", cash_dead, say, timeout, outcome)

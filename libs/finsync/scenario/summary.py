@@ -13,6 +13,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
+from finsync.books.cash_position import cash_positions
 from finsync.books.printout import print_report
 from finsync.books.reconcile import reconcile
 from finsync.contract.events import (
@@ -26,6 +27,7 @@ from finsync.domain.accounting import fmt
 from finsync.reference import reports
 from finsync.runtime import clients, db
 from finsync.runtime.serde import Serde, registry_client
+from finsync.scenario.cash_summary import print_cash
 from finsync.scenario.outcome import Outcome, dead_letters
 from finsync.settings import Settings
 
@@ -60,6 +62,7 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
         statuses = reports.payments_by_status(conn, like)
         receivables = reports.receivables_by_customer(conn, like)
         balance = reports.trial_balance(conn)
+        cash = cash_positions(conn, like)
 
     console.rule(f"[bold]Order to cash[/bold] — run {s.tag}, seed {s.seed}, as of {s.as_of}")
     table = Table(
@@ -119,15 +122,24 @@ def print_summary(console: Console, settings: Settings, outcome: Outcome) -> boo
     )
 
     console.print(_receivables(receivables))
+    clearing_tied = print_cash(console, cash)
     console.print(_trial_balance(balance))
 
     # The books proven three ways, for this run's documents: every control account against
     # the documents behind it, and CRM, billing, payments and the ERP against each other.
     report = reconcile(settings, since=datetime.fromtimestamp(outcome.started_ms / 1000, UTC))
     print_report(console, report)
+    # The payout planted with a wrong item is the one break the run must have, by name.
+    planted = f"payout {outcome.cash.mismatched}" if outcome.cash else None
+    unexpected = [f for f in report.breaks if f.scope != planted]
+    if planted:
+        named = any(f.scope == planted for f in report.breaks)
+        mark = "[green]✓[/green]" if named else "[red]✗[/red]"
+        console.print(f"{mark} the planted payout mismatch is reported by name: {planted}")
     if not outcome.complete:
         console.print(f"[red]✗ the run did not complete: still waiting for {outcome.waiting_for}")
-    return outcome.complete and not missing and not report.breaks
+    ok = outcome.complete and not missing and not unexpected and clearing_tied
+    return ok and (planted is None or len(unexpected) < len(report.breaks))
 
 
 def _receivables(rows: list[reports.CustomerReceivable]) -> Table:

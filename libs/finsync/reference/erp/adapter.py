@@ -15,23 +15,37 @@ from decimal import Decimal
 
 import psycopg
 
+from finsync.contract.events import JournalLine, PayoutItemType
 from finsync.domain import periods as period_rules
 from finsync.domain.accounting import Journal
+from finsync.domain.cash import HeldCash
 from finsync.domain.gl_mapping import GlMapping, RevenueAccounts, TaxAccount
 from finsync.domain.tax import TaxRounding
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import (
+    BookedPayment,
     CashApplication,
     CreditHolder,
     Customer,
+    Dispute,
+    DisputeLoss,
+    EarmarkedCash,
+    HeldCashApplication,
+    InvoiceApplication,
     InvoiceLineBooking,
     LineBalance,
     LineCredit,
     OpenItem,
+    PaidInvoice,
     Posted,
+    RefundBooking,
 )
-from finsync.reference.erp import gl_mapping, periods
+from finsync.ports.payouts import ClearingDocument, PayoutBooking
+from finsync.reference.erp import gl_mapping, payouts, periods
+from finsync.reference.erp.cash_movements import CashMovements
 from finsync.reference.erp.customer_credits import CustomerCredits
+from finsync.reference.erp.fx import Converter
+from finsync.reference.erp.held_cash import HeldCashStore
 from finsync.reference.erp.schedules import Schedules
 
 
@@ -49,11 +63,17 @@ class ReferenceErp:
         self._payments: list[tuple[object, ...]] = []
         self._schedules = Schedules(conn)  # invoice lines and revenue schedules
         self._customer_credits = CustomerCredits(conn)
+        self._held_cash = HeldCashStore(conn)  # earmarks, applications, unapplied cash
+        self._movements = CashMovements(conn)  # refunds and disputes
         self._tax_rounding: dict[str, TaxRounding] = {}  # per legal entity, for this unit of work
         self._mapping: GlMapping | None = None  # the active GL mapping rules, for this unit of work
         # Closed periods per entity, read once per unit of work under the entity's shared
         # period lock, which holds off a close of its periods until this transaction ends.
         self._closed: dict[str, frozenset[date]] = {}
+        # Functional currencies and FX rates, read once per unit of work; the lines each
+        # journal booked, by entry id, for the Posted it returns.
+        self._fx = Converter(conn)
+        self._booked: dict[str, tuple[str, tuple[JournalLine, ...]]] = {}
 
     def _journal(self, journal: Journal) -> tuple[str, datetime, date]:
         # Ids and time are made here, so nothing waits for the database to answer.
@@ -64,6 +84,9 @@ class ReferenceErp:
         dated = period_rules.resolve(
             journal.accounting_date or posted_at.date(), entity, self._closed[entity]
         )
+        booking = self._fx.book(journal, dated.on)
+        source = booking.source
+        self._booked[entry_id] = (booking.functional_currency, booking.lines)
         self._entries.append(
             (
                 entry_id,
@@ -75,13 +98,34 @@ class ReferenceErp:
                 dated.on,
                 dated.original,
                 dated.reason,
+                booking.functional_currency,
+                source and source.from_currency,
+                source and source.to_currency,
+                source and source.rate_date,
             )
         )
         self._lines += [
-            (entry_id, n, x.account_code, x.debit, x.credit, x.mapping_rule)
-            for n, x in enumerate(journal.lines, 1)
+            (
+                entry_id,
+                n,
+                x.account_code,
+                x.debit,
+                x.credit,
+                x.mapping_rule,
+                x.functional_debit,
+                x.functional_credit,
+                x.rate,
+            )
+            for n, x in enumerate(booking.lines, 1)
         ]
         return entry_id, posted_at, dated.on
+
+    def _posted(
+        self, document_id: str, entry_id: str, posted_at: datetime, accounting_date: date
+    ) -> Posted:
+        """What posting the document did, with the lines its journal booked."""
+        functional_currency, lines = self._booked.pop(entry_id)
+        return Posted(document_id, entry_id, posted_at, accounting_date, lines, functional_currency)
 
     def post_invoice(
         self, item: OpenItem, journal: Journal, lines: Sequence[InvoiceLineBooking] = ()
@@ -104,7 +148,7 @@ class ReferenceErp:
                 entry_id,
             )
         )
-        return Posted(document_id, entry_id, posted_at, accounting_date)
+        return self._posted(document_id, entry_id, posted_at, accounting_date)
 
     def post_credit_memo(
         self,
@@ -147,7 +191,7 @@ class ReferenceErp:
         if to_credit and reduced is not None:
             holder = CreditHolder(*reduced)
             self._customer_credits.create(holder, to_credit, credit_memo_id, invoice_id, entry_id)
-        return Posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
+        return self._posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
 
     def credit_held(self, holder: CreditHolder) -> Decimal:
         return self._customer_credits.held(holder)
@@ -160,7 +204,7 @@ class ReferenceErp:
             raise RuntimeError(f"invoice {invoice_id} cannot use {amount} of {held} credit held")
         entry_id, posted_at, accounting_date = self._journal(journal)
         self._customer_credits.use(holder, amount, invoice_id, entry_id)
-        return Posted(f"CA-{invoice_id}", entry_id, posted_at, accounting_date)
+        return self._posted(f"CA-{invoice_id}", entry_id, posted_at, accounting_date)
 
     def _gl_mapping(self) -> GlMapping:
         if self._mapping is None:
@@ -192,7 +236,7 @@ class ReferenceErp:
     def post_journal(self, journal: Journal) -> Posted:
         """A journal of the ERP's own, with no document behind it (a recognition run's)."""
         entry_id, posted_at, accounting_date = self._journal(journal)
-        return Posted(entry_id, entry_id, posted_at, accounting_date)
+        return self._posted(entry_id, entry_id, posted_at, accounting_date)
 
     def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
         self.flush()
@@ -235,19 +279,25 @@ class ReferenceErp:
 
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
         a = application
-        if a.invoice_id is not None and a.settles:
+        each = a.applications or (
+            (InvoiceApplication(a.invoice_id, a.applied_amount, a.written_off_amount),)
+            if a.invoice_id is not None and a.settles
+            else ()
+        )
+        for x in each:
             # At once, so the next payment for this invoice in the batch reads what is left.
             settled = self.conn.execute(
                 "UPDATE erp.ar_open_items SET open_amount = open_amount - %s, "
                 "paid_amount = paid_amount + %s, written_off_amount = written_off_amount + %s "
                 "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
-                (a.settles, a.applied_amount, a.written_off_amount, a.invoice_id, a.settles),
+                (x.settles, x.applied_amount, x.written_off_amount, x.invoice_id, x.settles),
             ).fetchone()
             if settled is None:
                 raise RuntimeError(
-                    f"payment {a.payment_id} would settle more than invoice {a.invoice_id} has open"
+                    f"payment {a.payment_id} would settle more than invoice {x.invoice_id} has open"
                 )
         entry_id, posted_at, accounting_date = self._journal(journal)
+        self._held_cash.settle(a, entry_id)
         self._payments.append(
             (
                 a.payment_id,
@@ -266,9 +316,109 @@ class ReferenceErp:
                 a.settled_at,
                 a.method,
                 a.gateway_reference,
+                a.cash_account,
+                a.unapplied_amount,  # all of it still held
+                a.review_reason,
             )
         )
-        return Posted(f"PAY-{a.payment_id}", entry_id, posted_at, accounting_date)
+        return self._posted(f"PAY-{a.payment_id}", entry_id, posted_at, accounting_date)
+
+    # Cash held after settlement: earmarks for invoices not posted yet, unapplied cash.
+    def open_item_for_earmark(self, invoice_id: str) -> OpenItem | None:
+        self.flush()
+        self._held_cash.lock_for_earmark()
+        return self.open_item(invoice_id, lock=True)
+
+    def earmarked_cash(self, invoice_id: str) -> list[EarmarkedCash]:
+        self.flush()  # the invoice may have posted in this unit of work
+        return self._held_cash.earmarked(invoice_id)
+
+    def held_cash(self, holder: CreditHolder) -> list[HeldCash]:
+        self.flush()
+        return self._held_cash.held(holder)
+
+    def open_items(self, holder: CreditHolder) -> list[OpenItem]:
+        self.flush()
+        return self._held_cash.open_items(holder)
+
+    def applied_pairs(self, payment_ids: Sequence[str]) -> frozenset[tuple[str, str]]:
+        self.flush()
+        return self._held_cash.applied_pairs(payment_ids)
+
+    def apply_held_cash(self, application: HeldCashApplication, journal: Journal) -> Posted:
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self.flush()  # the journal first: the application refers to it
+        self._held_cash.apply(application, entry_id)
+        a = application
+        document_id = f"PA-{a.payment_id}-{a.invoice_id}"
+        return self._posted(document_id, entry_id, posted_at, accounting_date)
+
+    def hold_for_review(self, payment_id: str, reason: str) -> None:
+        self.flush()
+        self._held_cash.hold_for_review(payment_id, reason)
+
+    # Refunds and disputes: reads see this unit of work's postings; writes go after the journal.
+    def booked_payment(self, payment_id: str) -> BookedPayment | None:
+        self.flush()
+        return self._movements.payment(payment_id)
+
+    def unapplied_cash(self, holder: CreditHolder, first: str | None) -> list[tuple[str, Decimal]]:
+        self.flush()
+        return self._movements.unapplied(holder, first)
+
+    def paid_invoices(self, payment_id: str) -> list[PaidInvoice]:
+        self.flush()
+        return self._movements.paid_invoices(payment_id)
+
+    def book_refund(self, refund: RefundBooking, journal: Journal) -> Posted:
+        holder = CreditHolder(refund.account_id, refund.legal_entity, refund.currency)
+        if refund.from_credit:
+            held = self._customer_credits.held(holder)  # and locked
+            if refund.from_credit > held:
+                raise RuntimeError(
+                    f"refund {refund.refund_id} cannot use {refund.from_credit} of {held} credit"
+                )
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        if refund.from_credit:
+            self._customer_credits.refund(holder, refund.from_credit)
+        self.flush()
+        self._movements.book_refund(refund, entry_id)
+        return self._posted(f"RF-{refund.refund_id}", entry_id, posted_at, accounting_date)
+
+    def dispute(self, dispute_id: str) -> Dispute | None:
+        self.flush()
+        return self._movements.dispute(dispute_id)
+
+    def open_dispute(self, dispute: Dispute, journal: Journal) -> Posted:
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self.flush()
+        self._movements.open_dispute(dispute, entry_id)
+        return self._posted(f"DP-{dispute.dispute_id}", entry_id, posted_at, accounting_date)
+
+    def close_dispute(
+        self,
+        dispute_id: str,
+        status: str,
+        closed_at: datetime,
+        journal: Journal,
+        loss: DisputeLoss | None = None,
+    ) -> Posted:
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self.flush()
+        self._movements.close_dispute(dispute_id, status, closed_at, entry_id, loss)
+        return self._posted(f"DP-{dispute_id}-{status}", entry_id, posted_at, accounting_date)
+
+    def clearing_documents(
+        self, references: Sequence[tuple[PayoutItemType, str]]
+    ) -> list[ClearingDocument]:
+        self.flush()  # payments booked in this unit of work count
+        return payouts.clearing_documents(self.conn, references)
+
+    def book_payout(self, booking: PayoutBooking, journal: Journal) -> Posted:
+        entry_id, posted_at, accounting_date = self._journal(journal)
+        self.flush()
+        payouts.book(self.conn, booking, entry_id)
+        return self._posted(f"PO-{booking.payout_id}", entry_id, posted_at, accounting_date)
 
     def flush(self) -> None:
         if not self._entries:
@@ -276,15 +426,17 @@ class ReferenceErp:
         with self.conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
-                "currency, description, posted_at, accounting_date, original_date, date_reason) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "currency, description, posted_at, accounting_date, original_date, date_reason, "
+                "functional_currency, rate_from, rate_to, rate_date) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 self._entries,
             )
             # All lines in one statement, so the balance trigger sees whole entries.
             cur.execute(
                 "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit, "
-                "mapping_rule) SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], "
-                "%s::numeric[], %s::numeric[], %s::text[])",
+                "mapping_rule, functional_debit, functional_credit, rate) "
+                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
+                "%s::numeric[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[])",
                 [list(column) for column in zip(*self._lines, strict=True)],
             )
             if self._open_items:
@@ -308,9 +460,11 @@ class ReferenceErp:
                     "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "
                     "legal_entity, currency, amount, fee_amount, applied_amount, "
                     "written_off_amount, unapplied_amount, status, journal_entry_id, settled_at, "
-                    "method, gateway_reference) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "method, gateway_reference, cash_account, unapplied_open, review_reason) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s, %s, %s)",
                     self._payments,
                 )
+            self._held_cash.flush(cur)  # after the payments its rows refer to
         self._entries, self._lines, self._open_items, self._credits = [], [], [], []
         self._payments = []

@@ -82,6 +82,11 @@ class CustomerCredits:
         self._rows.append(("USED", invoice_id, *_key(holder), -amount, invoice_id, None, entry_id))
         self._used_on.append((amount, invoice_id))
 
+    def refund(self, holder: CreditHolder, amount: Decimal) -> None:
+        """Pay `amount` of the balance out (a refund; erp.refunds is its ledger). Call with no
+        more than held() said."""
+        self._change(holder, -amount)
+
     def _change(self, holder: CreditHolder, amount: Decimal) -> None:
         self._added[holder] = self._added.get(holder, ZERO) + amount
         if holder in self._held:

@@ -160,8 +160,9 @@ def _release(
         period=period,
         journal_entry_id=posted.journal_entry_id,
         amount=total,
-        lines=list(journal.lines),
+        lines=posted.booked(journal),  # with their functional amounts
         accounting_date=posted.accounting_date,
+        functional_currency=posted.functional_currency,
     )
     outbox.add(conn, PUBLISHER, [serde.outgoing(event)])
     outbox.notify(conn, PUBLISHER)

@@ -43,6 +43,7 @@ from finsync.scenario.chaos.outages import outage, persist
 from finsync.scenario.gateway import PaymentPlan, early_payments
 from finsync.scenario.outcome import Outcome, dead_keys
 from finsync.scenario.plan import UNREADABLE, Scenario
+from finsync.scenario.stages import load_sample_rates
 from finsync.settings import Settings
 
 Say = Callable[[str], None]
@@ -228,6 +229,7 @@ class Flow:
     def _billing(self) -> bool:
         s, say, out = self.s, self.say, self.outcome
         self.rates = persist("tax rates", functools.partial(tax_rates, self.settings), say)
+        persist("FX rates", functools.partial(load_sample_rates, self.settings, say), say)
         say(f"billing's invoice run as of {s.as_of}")
         persist("invoice run", lambda: billing_jobs.run_invoices(self.settings, s.as_of), say)
         self.early = early_payments(s, self.rates)
