@@ -23,7 +23,7 @@ from finsync.domain.accounting import (
     UNAPPLIED_CASH,
     WRITE_OFF,
     Journal,
-    check_money,
+    check_amount_and_fee,
     credit,
     debit,
     fmt,
@@ -40,11 +40,7 @@ NO_OVERRIDES = Tolerances()  # each currency keeps its default tolerance
 def validate(payment: PaymentSettled) -> None:
     what = f"payment {payment.payment_id}"
     c = payment.currency
-    check_money(c, {"amount": payment.amount, "fee_amount": payment.fee_amount})
-    if payment.amount <= 0:
-        raise InvalidEvent(f"{what} amount must be positive, got {fmt(payment.amount, c)}")
-    if payment.fee_amount < 0:
-        raise InvalidEvent(f"{what} fee must not be negative, got {fmt(payment.fee_amount, c)}")
+    check_amount_and_fee(what, c, payment.amount, payment.fee_amount)
     if payment.fee_amount > payment.amount:
         raise InvalidEvent(
             f"{what} fee {fmt(payment.fee_amount, c)} exceeds its amount {fmt(payment.amount, c)}"

@@ -40,7 +40,7 @@ from finsync.domain.accounting import (
     WRITE_OFF,
     ZERO,
     Journal,
-    check_money,
+    check_amount_and_fee,
     credit,
     debit,
     fmt,
@@ -54,12 +54,7 @@ POLICIES = (REOPEN, WRITE_OFF_POLICY)
 
 
 def validate(d: DisputeUpdated) -> None:
-    what, c = f"dispute {d.dispute_id}", d.currency
-    check_money(c, {"amount": d.amount, "fee_amount": d.fee_amount})
-    if d.amount <= 0:
-        raise InvalidEvent(f"{what} amount must be positive, got {fmt(d.amount, c)}")
-    if d.fee_amount < 0:
-        raise InvalidEvent(f"{what} fee must not be negative, got {fmt(d.fee_amount, c)}")
+    check_amount_and_fee(f"dispute {d.dispute_id}", d.currency, d.amount, d.fee_amount)
 
 
 def opening(

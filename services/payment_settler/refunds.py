@@ -32,7 +32,7 @@ from finsync.domain.accounting import (
     UNAPPLIED_CASH,
     ZERO,
     Journal,
-    check_money,
+    check_amount_and_fee,
     credit,
     debit,
     fmt,
@@ -42,12 +42,8 @@ from finsync.ports.erp import PaidInvoice, RefundBooking, Reversal
 
 
 def validate(refund: RefundSettled) -> None:
-    what, c = f"refund {refund.refund_id}", refund.currency
-    check_money(c, {"amount": refund.amount, "fee_amount": refund.fee_amount})
-    if refund.amount <= 0:
-        raise InvalidEvent(f"{what} amount must be positive, got {fmt(refund.amount, c)}")
-    if refund.fee_amount < 0:
-        raise InvalidEvent(f"{what} fee must not be negative, got {fmt(refund.fee_amount, c)}")
+    what = f"refund {refund.refund_id}"
+    check_amount_and_fee(what, refund.currency, refund.amount, refund.fee_amount)
 
 
 def allocate(

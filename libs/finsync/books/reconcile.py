@@ -7,7 +7,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from finsync.books import clearing, customer_credit, functional, ledger, refunds_disputes, threeway
+from finsync.books import (
+    clearing,
+    customer_credit,
+    functional,
+    invoice_accounts,
+    ledger,
+    refunds_disputes,
+    threeway,
+)
 from finsync.books.findings import Report
 from finsync.contract.events import (
     EVENT_TYPES,
@@ -26,6 +34,7 @@ from finsync.settings import Settings
 
 CHECKS = (
     *ledger.CHECKS,
+    *invoice_accounts.CHECKS,
     *customer_credit.CHECKS,
     *refunds_disputes.CHECKS,
     *clearing.CHECKS,
@@ -61,6 +70,7 @@ def reconcile(
     with db.connect(settings) as conn:
         say("checking the ledger")
         report.findings += ledger.run(conn, entity, since)
+        report.findings += invoice_accounts.run(conn, entity, since)
         report.functional_totals = functional.totals(conn, entity)
         report.findings += customer_credit.run(conn, entity, since)
         report.findings += refunds_disputes.run(conn, entity, since)

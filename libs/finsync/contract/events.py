@@ -1,55 +1,30 @@
-"""Typed events: one pydantic model per topic, field for field the schemas/<topic>.avsc contract.
+"""Typed events: one pydantic model per topic, field for field the schemas/<topic>.avsc contract
+(the gateway's refunds, disputes and payouts in gateway_events.py; every event type is listed
+here, in EVENT_TYPES).
 
 Domain code reads and builds these; serde turns them into Avro and back. Money is Decimal.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
-E = TypeVar("E", bound="Event")
-
-
-class Event(BaseModel):
-    """The envelope every event carries."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    TOPIC: ClassVar[str]
-    KEY_FIELD: ClassVar[str]  # the business id that is the Kafka key
-
-    event_id: uuid.UUID
-    occurred_at: datetime
-    source: str
-    correlation_id: str
-    causation_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return str(getattr(self, self.KEY_FIELD))
-
-    @property
-    def document_key(self) -> str:
-        """The business idempotency key: the same document re-sent under a new event_id
-        has the same one, so it takes effect once."""
-        return f"{self.TOPIC}:{self.key}"
-
-    def follow(self, cls: type[E], source: str, **fields: object) -> E:
-        """A new event caused by this one, in the same business transaction."""
-        return cls(
-            event_id=uuid.uuid4(),
-            occurred_at=datetime.now(UTC),
-            source=source,
-            correlation_id=self.correlation_id,
-            causation_id=str(self.event_id),
-            **fields,
-        )
+from finsync.contract.envelope import E as E
+from finsync.contract.envelope import Event as Event
+from finsync.contract.envelope import JournalLine as JournalLine
+from finsync.contract.envelope import Line as Line
+from finsync.contract.gateway_events import DisputeStatus as DisputeStatus
+from finsync.contract.gateway_events import DisputeUpdated as DisputeUpdated
+from finsync.contract.gateway_events import PayoutDifference as PayoutDifference
+from finsync.contract.gateway_events import PayoutDifferenceType as PayoutDifferenceType
+from finsync.contract.gateway_events import PayoutItem as PayoutItem
+from finsync.contract.gateway_events import PayoutItemType as PayoutItemType
+from finsync.contract.gateway_events import PayoutPaid as PayoutPaid
+from finsync.contract.gateway_events import PayoutReconciled as PayoutReconciled
+from finsync.contract.gateway_events import PayoutStatus as PayoutStatus
+from finsync.contract.gateway_events import RefundSettled as RefundSettled
 
 
 class BillingPeriod(StrEnum):
@@ -76,37 +51,6 @@ class PaymentStatus(StrEnum):
     UNAPPLIED = "UNAPPLIED"
 
 
-class PayoutItemType(StrEnum):
-    PAYMENT = "PAYMENT"
-    REFUND = "REFUND"
-    DISPUTE = "DISPUTE"
-    FEE = "FEE"
-    ADJUSTMENT = "ADJUSTMENT"
-
-
-class PayoutStatus(StrEnum):
-    MATCHED = "MATCHED"
-    MISMATCH = "MISMATCH"
-
-
-class PayoutDifferenceType(StrEnum):
-    """What did not match: an item (by its type), or the TOTAL: items that do not add up to
-    the payout's amount."""
-
-    PAYMENT = "PAYMENT"
-    REFUND = "REFUND"
-    DISPUTE = "DISPUTE"
-    FEE = "FEE"
-    ADJUSTMENT = "ADJUSTMENT"
-    TOTAL = "TOTAL"
-
-
-class DisputeStatus(StrEnum):
-    OPENED = "OPENED"
-    WON = "WON"
-    LOST = "LOST"
-
-
 class ApplicationKind(StrEnum):
     """When a payment's cash was applied to an invoice: as it settled, when the invoice it
     was paid in advance for posted, or by the auto-apply policy on a new invoice."""
@@ -114,22 +58,6 @@ class ApplicationKind(StrEnum):
     SETTLEMENT = "SETTLEMENT"
     EARMARKED = "EARMARKED"
     AUTO = "AUTO"
-
-
-class Line(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class JournalLine(Line):
-    account_code: str
-    debit: Decimal
-    credit: Decimal
-    mapping_rule: str | None = None  # the GL mapping rule that chose the account; None: no rule
-    # In the legal entity's functional currency, as booked: transaction amount x rate, rounded
-    # to its minor units. None: not converted (yet), or from an earlier version.
-    functional_debit: Decimal | None = None
-    functional_credit: Decimal | None = None
-    rate: Decimal | None = None  # transaction -> functional currency; None: no transaction amount
 
 
 class InvoiceLine(Line):
@@ -259,39 +187,6 @@ class PaymentSettled(Event):
     allocations: list[Allocation] | None = None
 
 
-class RefundSettled(Event):
-    TOPIC = "payments.refund-settled"
-    KEY_FIELD = "refund_id"
-    refund_id: str
-    account_id: str
-    payment_id: str | None = None
-    legal_entity: str
-    currency: str
-    amount: Decimal
-    fee_amount: Decimal
-    refunded_at: datetime
-    gateway_reference: str
-
-
-class DisputeUpdated(Event):
-    TOPIC = "payments.dispute-updated"
-    KEY_FIELD = "dispute_id"
-    dispute_id: str
-    payment_id: str
-    account_id: str
-    legal_entity: str
-    currency: str
-    status: DisputeStatus
-    amount: Decimal
-    fee_amount: Decimal
-    updated_at: datetime
-    reason: str | None = None
-
-    @property
-    def document_key(self) -> str:
-        return f"{self.TOPIC}:{self.dispute_id}:{self.status}"  # each status is a document
-
-
 class CustomerSynced(Event):
     TOPIC = "erp.customer-synced"
     KEY_FIELD = "account_id"
@@ -379,55 +274,6 @@ class RevenueRecognized(Event):
     @property
     def document_key(self) -> str:
         return f"{self.TOPIC}:{self.journal_entry_id}"  # each release is a document
-
-
-class PayoutItem(Line):
-    """One movement a payout settles; net is its effect on the payout (gross - fee): positive
-    for a payment, negative for a refund, a dispute opened or a fee withheld."""
-
-    type: PayoutItemType
-    reference_id: str | None = None  # the payment, refund or dispute id
-    gross: Decimal
-    fee: Decimal
-    net: Decimal
-
-
-class PayoutPaid(Event):
-    """A gateway paid out what it held into the bank account of a legal entity."""
-
-    TOPIC = "payments.payout-paid"
-    KEY_FIELD = "payout_id"
-    payout_id: str
-    legal_entity: str
-    currency: str
-    amount: Decimal  # what reached the bank
-    arrival_date: date
-    items: list[PayoutItem]
-
-
-class PayoutDifference(Line):
-    type: PayoutDifferenceType
-    reference_id: str | None = None
-    expected_net: Decimal | None = None  # what the ERP holds for it in clearing, if anything
-    reported_net: Decimal  # what the payout reported (TOTAL: the items' sum)
-    reason: str
-
-
-class PayoutReconciled(Event):
-    """payment-settler booked a payout: matched items cleared 1010, differences went to 1090."""
-
-    TOPIC = "erp.payout-reconciled"
-    KEY_FIELD = "payout_id"
-    payout_id: str
-    legal_entity: str
-    currency: str
-    amount: Decimal
-    status: PayoutStatus
-    matched_amount: Decimal  # net of the items matched to documents in clearing
-    differences: list[PayoutDifference]
-    journal_entry_id: str
-    journal_lines: list[JournalLine]
-    accounting_date: date | None = None  # the journal's date in the books
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

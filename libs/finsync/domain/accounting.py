@@ -83,6 +83,15 @@ def check_money(currency: str, amounts: dict[str, Decimal]) -> None:
             )
 
 
+def check_amount_and_fee(what: str, currency: str, amount: Decimal, fee: Decimal) -> None:
+    """A gateway movement: a positive amount in a currency we book, and a fee not below zero."""
+    check_money(currency, {"amount": amount, "fee_amount": fee})
+    if amount <= 0:
+        raise InvalidEvent(f"{what} amount must be positive, got {fmt(amount, currency)}")
+    if fee < 0:
+        raise InvalidEvent(f"{what} fee must not be negative, got {fmt(fee, currency)}")
+
+
 def fmt(amount: Decimal, currency: str) -> str:
     """An amount as a person reads it: `1931.50 EUR`, not Avro's fixed `1931.5000`."""
     minor = MINOR_UNITS.get(currency)

@@ -31,7 +31,6 @@ from finsync.ports.erp import (
     DisputeLoss,
     EarmarkedCash,
     HeldCashApplication,
-    InvoiceApplication,
     InvoiceLineBooking,
     LineBalance,
     LineCredit,
@@ -47,6 +46,7 @@ from finsync.reference.erp.customer_credits import CustomerCredits
 from finsync.reference.erp.fx import Converter
 from finsync.reference.erp.held_cash import HeldCashStore
 from finsync.reference.erp.schedules import Schedules
+from finsync.reference.erp.settlements import Settlements
 
 
 class ReferenceErp:
@@ -60,7 +60,7 @@ class ReferenceErp:
         self._lines: list[tuple[object, ...]] = []
         self._open_items: list[tuple[object, ...]] = []
         self._credits: list[tuple[object, ...]] = []
-        self._payments: list[tuple[object, ...]] = []
+        self._settled = Settlements(conn)  # payments settled in this unit of work
         self._schedules = Schedules(conn)  # invoice lines and revenue schedules
         self._customer_credits = CustomerCredits(conn)
         self._held_cash = HeldCashStore(conn)  # earmarks, applications, unapplied cash
@@ -278,50 +278,11 @@ class ReferenceErp:
         )
 
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
-        a = application
-        each = a.applications or (
-            (InvoiceApplication(a.invoice_id, a.applied_amount, a.written_off_amount),)
-            if a.invoice_id is not None and a.settles
-            else ()
-        )
-        for x in each:
-            # At once, so the next payment for this invoice in the batch reads what is left.
-            settled = self.conn.execute(
-                "UPDATE erp.ar_open_items SET open_amount = open_amount - %s, "
-                "paid_amount = paid_amount + %s, written_off_amount = written_off_amount + %s "
-                "WHERE invoice_id = %s AND open_amount >= %s RETURNING open_amount",
-                (x.settles, x.applied_amount, x.written_off_amount, x.invoice_id, x.settles),
-            ).fetchone()
-            if settled is None:
-                raise RuntimeError(
-                    f"payment {a.payment_id} would settle more than invoice {x.invoice_id} has open"
-                )
+        self._settled.reduce_receivables(application)
         entry_id, posted_at, accounting_date = self._journal(journal)
-        self._held_cash.settle(a, entry_id)
-        self._payments.append(
-            (
-                a.payment_id,
-                a.account_id,
-                a.customer_id,
-                a.invoice_id,
-                a.legal_entity,
-                a.currency,
-                a.amount,
-                a.fee_amount,
-                a.applied_amount,
-                a.written_off_amount,
-                a.unapplied_amount,
-                a.status.value,
-                entry_id,
-                a.settled_at,
-                a.method,
-                a.gateway_reference,
-                a.cash_account,
-                a.unapplied_amount,  # all of it still held
-                a.review_reason,
-            )
-        )
-        return self._posted(f"PAY-{a.payment_id}", entry_id, posted_at, accounting_date)
+        self._held_cash.settle(application, entry_id)
+        self._settled.add(application, entry_id)
+        return self._posted(f"PAY-{application.payment_id}", entry_id, posted_at, accounting_date)
 
     # Cash held after settlement: earmarks for invoices not posted yet, unapplied cash.
     def open_item_for_earmark(self, invoice_id: str) -> OpenItem | None:
@@ -455,16 +416,6 @@ class ReferenceErp:
                     self._credits,
                 )
             self._customer_credits.flush(cur)
-            if self._payments:
-                cur.executemany(
-                    "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "
-                    "legal_entity, currency, amount, fee_amount, applied_amount, "
-                    "written_off_amount, unapplied_amount, status, journal_entry_id, settled_at, "
-                    "method, gateway_reference, cash_account, unapplied_open, review_reason) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                    "%s, %s, %s)",
-                    self._payments,
-                )
+            self._settled.flush(cur)
             self._held_cash.flush(cur)  # after the payments its rows refer to
         self._entries, self._lines, self._open_items, self._credits = [], [], [], []
-        self._payments = []
