@@ -33,9 +33,15 @@ def test_the_inverse_when_only_the_other_direction_is_loaded():
     assert quote is not None and quote.source == RATES[1]  # the row it came from
 
 
-def test_the_direct_rate_wins_over_an_inverse():
+def test_the_direct_rate_wins_over_an_inverse_of_the_same_date():
     rates = [*RATES, Rate(date(2026, 1, 1), "USD", "EUR", D("0.9"))]
-    assert lookup(rates, "USD", "EUR", date(2026, 2, 15)) == D("0.9")
+    assert lookup(rates, "USD", "EUR", date(2026, 1, 15)) == D("0.9")
+
+
+def test_a_fresher_inverse_wins_over_a_stale_direct_rate():
+    rates = [*RATES, Rate(date(2026, 1, 1), "USD", "EUR", D("0.9"))]
+    # EUR->USD was loaded for February, USD->EUR only for January: February's, inverted.
+    assert lookup(rates, "USD", "EUR", date(2026, 2, 15)) == D("0.9164222874")
 
 
 def test_the_same_currency_is_one_and_a_missing_rate_is_none():

@@ -51,9 +51,10 @@ class Quote:
 
 
 def find(rates: Iterable[Rate], from_currency: str, to_currency: str, on: date) -> Quote | None:
-    """The rate from -> to for a journal dated `on`: the from -> to rate of the latest date on
-    or before `on`; else the inverse of the to -> from rate of such a date; 1 for the same
-    currency; None when neither direction has a rate by then."""
+    """The rate from -> to for a journal dated `on`: the latest rate on or before `on` in either
+    direction (a to -> from rate by its inverse), the from -> to one when both have that date, so
+    a fresh rate loaded one way is never passed over for a stale one the other way; 1 for the
+    same currency; None when neither direction has a rate by then."""
     if from_currency == to_currency:
         return Quote(ONE)
     direct: Rate | None = None
@@ -66,7 +67,7 @@ def find(rates: Iterable[Rate], from_currency: str, to_currency: str, on: date) 
             direct = r
         elif pair == (to_currency, from_currency) and (reverse is None or r > reverse):
             reverse = r
-    if direct is not None:
+    if direct is not None and (reverse is None or direct.rate_date >= reverse.rate_date):
         return Quote(direct.rate, direct)
     if reverse is not None:
         return Quote(inverse(reverse.rate), reverse)
