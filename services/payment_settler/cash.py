@@ -32,6 +32,7 @@ from finsync.domain.write_off import Tolerances
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import CashApplication, OpenItem
 
+from .cross_currency import at_sent_amounts
 from .remittance import Found, Target, split, targets
 
 NO_OVERRIDES = Tolerances()  # each currency keeps its default tolerance
@@ -65,17 +66,18 @@ def apply(
 def payment_journal(a: CashApplication) -> Journal:
     invoices = [x.invoice_id for x in a.applications] or ([a.invoice_id] if a.invoice_id else [])
     target = f"invoice {', '.join(invoices)}" if invoices else "no invoice"
+    lines = (
+        debit(a.cash_account, a.amount - a.fee_amount),  # 1000, or 1010 until the payout
+        debit(PAYMENT_FEES, a.fee_amount),
+        debit(WRITE_OFF, a.written_off_amount),
+        credit(ACCOUNTS_RECEIVABLE, a.settles),
+        credit(UNAPPLIED_CASH, a.unapplied_amount),
+    )
     return Journal(
         key=f"payment:{a.payment_id}",
         legal_entity=a.legal_entity,
         currency=a.currency,
         description=f"Payment {a.payment_id} ({target})",
-        lines=(
-            debit(a.cash_account, a.amount - a.fee_amount),  # 1000, or 1010 until the payout
-            debit(PAYMENT_FEES, a.fee_amount),
-            debit(WRITE_OFF, a.written_off_amount),
-            credit(ACCOUNTS_RECEIVABLE, a.settles),
-            credit(UNAPPLIED_CASH, a.unapplied_amount),
-        ),
+        lines=at_sent_amounts(lines, a),  # sent in another currency: the bank at what was sent
         accounting_date=a.settled_at.astimezone(UTC).date(),  # the day the money arrived
     )

@@ -9,7 +9,8 @@ unapplied, for a review.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC
 
 from finsync.contract.events import (
     Allocation,
@@ -26,6 +27,7 @@ from finsync.ports.crossref import CrossReference
 from finsync.ports.erp import Erp
 
 from .cash import payment_journal, validate
+from .cross_currency import convert, foreign_invoice, not_applied
 from .remittance import Found, split, targets
 
 SOURCE = "finsync.payment-settler"
@@ -57,6 +59,14 @@ def settle_payment(payment: PaymentSettled, systems: Systems) -> list[PaymentApp
         if item is not None and not may_pay(payer.account_id, item.account_id, _link(systems)):
             stranger = outside(item.invoice_id, item.account_id, payer.account_id)
         found.append(Found(target, item, stranger))
+    cross = None
+    foreign = foreign_invoice(payment, [f.item for f in found])
+    if foreign is not None:  # applied at the day's cross rate, where the entity does that
+        day = payment.settled_at.astimezone(UTC).date()
+        rate = systems.erp.cross_rate(foreign.legal_entity, payment.currency, foreign.currency, day)
+        if rate is None:
+            raise InvalidEvent(not_applied(payment, foreign))
+        payment, cross = convert(payment, foreign.currency, rate)
     if all(f.item is None for f in found) and payment.currency != payer.currency:
         raise InvalidEvent(
             f"{what} has no posted invoice and is in {payment.currency}, but account "
@@ -65,6 +75,7 @@ def settle_payment(payment: PaymentSettled, systems: Systems) -> list[PaymentApp
     application, settled = split(
         payment, found, payer.erp_customer_id, payer.legal_entity, systems.tolerances
     )
+    application = replace(application, cross=cross)
     journal = payment_journal(application)
     posted = systems.erp.apply_payment(application, journal)
     applications = [

@@ -299,8 +299,10 @@ def test_the_gateways_cash_is_booked_and_clearing_ties_to_what_is_in_transit(
         transit = in_transit(conn)
         foreign = _row(
             conn,
-            "SELECT count(*), count(*) FILTER (WHERE l.rate <> 1 AND l.functional_debit + "
-            "l.functional_credit > 0) FROM erp.journal_lines l JOIN erp.journal_entries e "
+            "SELECT count(l.rate), count(*) FILTER (WHERE l.rate <> 1 AND l.functional_debit + "
+            "l.functional_credit > 0), count(*) FILTER (WHERE l.rate IS NULL AND "
+            "l.account_code IN ('7100', '7200')) "
+            "FROM erp.journal_lines l JOIN erp.journal_entries e "
             "USING (entry_id) WHERE e.legal_entity = 'ACME-UK' AND e.currency = 'EUR' "
             "AND e.idempotency_key LIKE %s",
             like,
@@ -320,8 +322,9 @@ def test_the_gateways_cash_is_booked_and_clearing_ties_to_what_is_in_transit(
     )
     # Gateway clearing holds exactly what has not been paid out yet, for every entity.
     assert transit and all(documents == gl for documents, gl in transit.values())
-    # The UK entity's euro customers are booked in sterling too, at the loaded rate.
-    assert foreign[0] > 0 and foreign[0] == foreign[1]
+    # The UK entity's euro customers are booked in sterling too, at the loaded rate; their
+    # payments, at later rates than their invoices', realise FX (lines with no euro amount).
+    assert foreign[0] > 0 and foreign[0] == foreign[1] and foreign[2] > 0
     # The books reconcile, but for the planted payout, which reconcile names.
     since = datetime.fromtimestamp(run.started_ms / 1000, UTC)
     report = reconcile(settings, since=since)

@@ -174,6 +174,7 @@ def gl_ar(conn: psycopg.Connection, params: dict[str, object]) -> list[Finding]:
         for i, e, c, open_, net, docs in rows
     ]
     found += _payment_journals(conn, params)
+    found += functional.ar(conn, params)  # foreign invoices' AR at their booked rates
     tied = f"SELECT entry_id FROM ({AR_DOCUMENTS}) d WHERE d.invoice_id IS NOT NULL"
     tied += f" UNION ALL {PAYMENT_ENTRIES}"
     if reversals:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from finsync.cli import mapping, periods, rates, recognition
+from finsync.cli import mapping, periods, rates, recognition, revalue
 
 # Each module has register(erp_subparsers) adding its commands under `finsync erp`.
-ERP_COMMANDS: tuple[object, ...] = (periods, recognition, mapping, rates)
+ERP_COMMANDS: tuple[object, ...] = (periods, recognition, mapping, rates, revalue)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

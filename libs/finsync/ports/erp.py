@@ -76,11 +76,34 @@ class CashApplication:
     earmarks: tuple[Earmark, ...] = ()  # unapplied cash meant for invoices not posted yet
     review_reason: str | None = None  # it named an invoice its payer may not pay
     cash_account: str = CASH  # 1000 Bank, or 1010 Gateway clearing
+    # Sent in another currency and applied at the day's cross rate: what the payer sent (the
+    # amounts above are converted to the invoices' currency). None: in the invoices' currency.
+    cross: CrossCurrency | None = None
 
     @property
     def settles(self) -> Decimal:
         """How much the invoices' open amounts go down."""
         return self.applied_amount + self.written_off_amount
+
+
+@dataclass(frozen=True)
+class CrossRate:
+    """The day's rate from a payment's currency to its invoices', in an entity that applies
+    payments across currencies."""
+
+    rate: Decimal
+    functional_currency: str
+
+
+@dataclass(frozen=True)
+class CrossCurrency:
+    """What a payment applied across currencies was sent as."""
+
+    currency: str
+    amount: Decimal
+    fee_amount: Decimal
+    rate: Decimal  # one unit of `currency` in the invoices' currency
+    functional_currency: str  # of the entity that books it
 
 
 @dataclass(frozen=True)
@@ -272,6 +295,13 @@ class Erp(Protocol):
         """Record the payment, reduce each invoice's open amount by what it settles, record its
         applications and earmarks, and post the journal. Rejects a second application of the
         same payment."""
+
+    def cross_rate(
+        self, legal_entity: str, from_currency: str, to_currency: str, on: date
+    ) -> CrossRate | None:
+        """The day's rate to apply a payment in `from_currency` to invoices in `to_currency`;
+        None if the entity does not apply payments across currencies. Raises
+        DependencyNotReady, naming the rate to load, when there is none by that day."""
 
     def open_item_for_earmark(self, invoice_id: str) -> OpenItem | None:
         """Wait for invoice postings in flight, then the invoice's AR item, locked; None if it

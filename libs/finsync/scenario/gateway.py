@@ -144,9 +144,12 @@ class PaymentPlan:
             (pay(sample, Decimal("-10.00")), "InvalidEvent"),
             (pay(sample, Decimal(0)), "InvalidEvent"),
         ]
-        wrong = "EUR" if sample.currency != "EUR" else "USD"
+        # In another currency than its invoice: a dead letter where the entity does not apply
+        # payments across currencies (ACME-UK does, at the day's cross rate).
+        home = next((i for i in self.by_kind["full"] if i.legal_entity != "ACME-UK"), sample)
+        wrong = "EUR" if home.currency != "EUR" else "USD"
         n += 1
-        p = _payment(s, n, sample.account_id, sample.invoice_id, Decimal(10), wrong, "WIRE")
+        p = _payment(s, n, home.account_id, home.invoice_id, Decimal(10), wrong, "WIRE")
         out.append(p)
         bad.append((p, "InvalidEvent"))
         n += 1

@@ -237,7 +237,7 @@ def _play_cash(
     say(
         f"the gateway settles {len(cash.remittances)} remittance(s) over several invoices and "
         f"{len(paying) - len(cash.remittances)} payment for another customer's invoice, "
-        f"refunds {len(cash.refunds)} payments and reports "
+        f"settles {len(cash.refunds)} refunds (one for more than the customer holds) and reports "
         f"{len({d.dispute_id for d in cash.disputes})} disputes (one outcome before its opening)"
     )
     _publish(settings, serde, list(cash.events))

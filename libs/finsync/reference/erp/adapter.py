@@ -10,13 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import psycopg
 
-from finsync.contract.events import JournalLine, PayoutItemType
-from finsync.domain import periods as period_rules
+from finsync.contract.events import PayoutItemType
 from finsync.domain.accounting import Journal
 from finsync.domain.cash import HeldCash
 from finsync.domain.gl_mapping import GlMapping, RevenueAccounts, TaxAccount
@@ -26,6 +25,7 @@ from finsync.ports.erp import (
     BookedPayment,
     CashApplication,
     CreditHolder,
+    CrossRate,
     Customer,
     Dispute,
     DisputeLoss,
@@ -40,11 +40,12 @@ from finsync.ports.erp import (
     RefundBooking,
 )
 from finsync.ports.payouts import ClearingDocument, PayoutBooking
-from finsync.reference.erp import gl_mapping, payouts, periods
+from finsync.reference.erp import booked_ar, gl_mapping, payouts
 from finsync.reference.erp.cash_movements import CashMovements
 from finsync.reference.erp.customer_credits import CustomerCredits
 from finsync.reference.erp.fx import Converter
 from finsync.reference.erp.held_cash import HeldCashStore
+from finsync.reference.erp.journals import Journals
 from finsync.reference.erp.schedules import Schedules
 from finsync.reference.erp.settlements import Settlements
 
@@ -56,8 +57,6 @@ class ReferenceErp:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self._entries: list[tuple[object, ...]] = []
-        self._lines: list[tuple[object, ...]] = []
         self._open_items: list[tuple[object, ...]] = []
         self._credits: list[tuple[object, ...]] = []
         self._settled = Settlements(conn)  # payments settled in this unit of work
@@ -67,70 +66,13 @@ class ReferenceErp:
         self._movements = CashMovements(conn)  # refunds and disputes
         self._tax_rounding: dict[str, TaxRounding] = {}  # per legal entity, for this unit of work
         self._mapping: GlMapping | None = None  # the active GL mapping rules, for this unit of work
-        # Closed periods per entity, read once per unit of work under the entity's shared
-        # period lock, which holds off a close of its periods until this transaction ends.
-        self._closed: dict[str, frozenset[date]] = {}
-        # Functional currencies and FX rates, read once per unit of work; the lines each
-        # journal booked, by entry id, for the Posted it returns.
-        self._fx = Converter(conn)
-        self._booked: dict[str, tuple[str, tuple[JournalLine, ...]]] = {}
-
-    def _journal(self, journal: Journal) -> tuple[str, datetime, date]:
-        # Ids and time are made here, so nothing waits for the database to answer.
-        entry_id, posted_at = f"JE-{uuid.uuid4().hex[:20]}", datetime.now(UTC)
-        entity = journal.legal_entity
-        if entity not in self._closed:
-            self._closed[entity] = periods.closed_periods(self.conn, entity)
-        dated = period_rules.resolve(
-            journal.accounting_date or posted_at.date(), entity, self._closed[entity]
-        )
-        booking = self._fx.book(journal, dated.on)
-        source = booking.source
-        self._booked[entry_id] = (booking.functional_currency, booking.lines)
-        self._entries.append(
-            (
-                entry_id,
-                journal.key,
-                entity,
-                journal.currency,
-                journal.description,
-                posted_at,
-                dated.on,
-                dated.original,
-                dated.reason,
-                booking.functional_currency,
-                source and source.from_currency,
-                source and source.to_currency,
-                source and source.rate_date,
-            )
-        )
-        self._lines += [
-            (
-                entry_id,
-                n,
-                x.account_code,
-                x.debit,
-                x.credit,
-                x.mapping_rule,
-                x.functional_debit,
-                x.functional_credit,
-                x.rate,
-            )
-            for n, x in enumerate(booking.lines, 1)
-        ]
-        return entry_id, posted_at, dated.on
-
-    def _posted(
-        self, document_id: str, entry_id: str, posted_at: datetime, accounting_date: date
-    ) -> Posted:
-        """What posting the document did, with the lines its journal booked."""
-        functional_currency, lines = self._booked.pop(entry_id)
-        return Posted(document_id, entry_id, posted_at, accounting_date, lines, functional_currency)
+        self._fx = Converter(conn)  # functional currencies and FX rates, for this unit of work
+        self._journals = Journals(conn, self._fx)  # dated, converted, written by flush()
 
     def post_invoice(
         self, item: OpenItem, journal: Journal, lines: Sequence[InvoiceLineBooking] = ()
     ) -> Posted:
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self._schedules.add(item.invoice_id, item.legal_entity, item.currency, lines)
         document_id = f"AR-{item.invoice_id}"
         self._open_items.append(
@@ -148,7 +90,7 @@ class ReferenceErp:
                 entry_id,
             )
         )
-        return self._posted(document_id, entry_id, posted_at, accounting_date)
+        return self._journals.posted(document_id, entry_id, posted_at, accounting_date)
 
     def post_credit_memo(
         self,
@@ -160,6 +102,9 @@ class ReferenceErp:
         to_credit: Decimal = Decimal(0),
     ) -> Posted:
         self.flush()
+        journal = booked_ar.relieve(
+            self.conn, journal, booked_ar.of_credit_memo(invoice_id, journal)
+        )
         if not 0 <= to_credit <= amount:
             raise ValueError(f"credit memo {credit_memo_id} cannot hold {to_credit} as credit")
         off = amount - to_credit  # off the open amount; credit only once it is all gone
@@ -186,12 +131,12 @@ class ReferenceErp:
                 "but that is not what it has open: only what is above it becomes credit"
             )
         self._schedules.credit(invoice_id, lines)
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self._credits.append((credit_memo_id, invoice_id, amount, entry_id))
         if to_credit and reduced is not None:
             holder = CreditHolder(*reduced)
             self._customer_credits.create(holder, to_credit, credit_memo_id, invoice_id, entry_id)
-        return self._posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(f"CM-{credit_memo_id}", entry_id, posted_at, accounting_date)
 
     def credit_held(self, holder: CreditHolder) -> Decimal:
         return self._customer_credits.held(holder)
@@ -202,9 +147,9 @@ class ReferenceErp:
         held = self._customer_credits.held(holder)  # and locked
         if not 0 < amount <= held:
             raise RuntimeError(f"invoice {invoice_id} cannot use {amount} of {held} credit held")
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self._customer_credits.use(holder, amount, invoice_id, entry_id)
-        return self._posted(f"CA-{invoice_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(f"CA-{invoice_id}", entry_id, posted_at, accounting_date)
 
     def _gl_mapping(self) -> GlMapping:
         if self._mapping is None:
@@ -235,8 +180,8 @@ class ReferenceErp:
 
     def post_journal(self, journal: Journal) -> Posted:
         """A journal of the ERP's own, with no document behind it (a recognition run's)."""
-        entry_id, posted_at, accounting_date = self._journal(journal)
-        return self._posted(entry_id, entry_id, posted_at, accounting_date)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
+        return self._journals.posted(entry_id, entry_id, posted_at, accounting_date)
 
     def open_item(self, invoice_id: str, lock: bool = False) -> OpenItem | None:
         self.flush()
@@ -278,11 +223,18 @@ class ReferenceErp:
         )
 
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
+        self.flush()  # AR relieved at each foreign invoice's booked rate: realised FX
+        journal = booked_ar.relieve(self.conn, journal, booked_ar.of_payment(application))
         self._settled.reduce_receivables(application)
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self._held_cash.settle(application, entry_id)
         self._settled.add(application, entry_id)
-        return self._posted(f"PAY-{application.payment_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(
+            f"PAY-{application.payment_id}", entry_id, posted_at, accounting_date
+        )
+
+    def cross_rate(self, legal_entity: str, from_: str, to: str, on: date) -> CrossRate | None:
+        return self._fx.cross_rate(legal_entity, from_, to, on)
 
     # Cash held after settlement: earmarks for invoices not posted yet, unapplied cash.
     def open_item_for_earmark(self, invoice_id: str) -> OpenItem | None:
@@ -307,12 +259,14 @@ class ReferenceErp:
         return self._held_cash.applied_pairs(payment_ids)
 
     def apply_held_cash(self, application: HeldCashApplication, journal: Journal) -> Posted:
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        self.flush()  # AR and 2100 relieved at the rates they were booked at: realised FX
+        journal = booked_ar.relieve_held_cash(self.conn, journal, application)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self.flush()  # the journal first: the application refers to it
         self._held_cash.apply(application, entry_id)
         a = application
         document_id = f"PA-{a.payment_id}-{a.invoice_id}"
-        return self._posted(document_id, entry_id, posted_at, accounting_date)
+        return self._journals.posted(document_id, entry_id, posted_at, accounting_date)
 
     def hold_for_review(self, payment_id: str, reason: str) -> None:
         self.flush()
@@ -339,22 +293,24 @@ class ReferenceErp:
                 raise RuntimeError(
                     f"refund {refund.refund_id} cannot use {refund.from_credit} of {held} credit"
                 )
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         if refund.from_credit:
             self._customer_credits.refund(holder, refund.from_credit)
         self.flush()
         self._movements.book_refund(refund, entry_id)
-        return self._posted(f"RF-{refund.refund_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(f"RF-{refund.refund_id}", entry_id, posted_at, accounting_date)
 
     def dispute(self, dispute_id: str) -> Dispute | None:
         self.flush()
         return self._movements.dispute(dispute_id)
 
     def open_dispute(self, dispute: Dispute, journal: Journal) -> Posted:
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self.flush()
         self._movements.open_dispute(dispute, entry_id)
-        return self._posted(f"DP-{dispute.dispute_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(
+            f"DP-{dispute.dispute_id}", entry_id, posted_at, accounting_date
+        )
 
     def close_dispute(
         self,
@@ -364,10 +320,12 @@ class ReferenceErp:
         journal: Journal,
         loss: DisputeLoss | None = None,
     ) -> Posted:
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self.flush()
         self._movements.close_dispute(dispute_id, status, closed_at, entry_id, loss)
-        return self._posted(f"DP-{dispute_id}-{status}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(
+            f"DP-{dispute_id}-{status}", entry_id, posted_at, accounting_date
+        )
 
     def clearing_documents(
         self, references: Sequence[tuple[PayoutItemType, str]]
@@ -376,30 +334,18 @@ class ReferenceErp:
         return payouts.clearing_documents(self.conn, references)
 
     def book_payout(self, booking: PayoutBooking, journal: Journal) -> Posted:
-        entry_id, posted_at, accounting_date = self._journal(journal)
+        entry_id, posted_at, accounting_date = self._journals.post(journal)
         self.flush()
         payouts.book(self.conn, booking, entry_id)
-        return self._posted(f"PO-{booking.payout_id}", entry_id, posted_at, accounting_date)
+        return self._journals.posted(
+            f"PO-{booking.payout_id}", entry_id, posted_at, accounting_date
+        )
 
     def flush(self) -> None:
-        if not self._entries:
+        if not self._journals.pending:
             return
         with self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
-                "currency, description, posted_at, accounting_date, original_date, date_reason, "
-                "functional_currency, rate_from, rate_to, rate_date) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                self._entries,
-            )
-            # All lines in one statement, so the balance trigger sees whole entries.
-            cur.execute(
-                "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit, "
-                "mapping_rule, functional_debit, functional_credit, rate) "
-                "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
-                "%s::numeric[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[])",
-                [list(column) for column in zip(*self._lines, strict=True)],
-            )
+            self._journals.flush(cur)  # before the documents that refer to them
             if self._open_items:
                 cur.executemany(
                     "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, "
@@ -418,4 +364,4 @@ class ReferenceErp:
             self._customer_credits.flush(cur)
             self._settled.flush(cur)
             self._held_cash.flush(cur)  # after the payments its rows refer to
-        self._entries, self._lines, self._open_items, self._credits = [], [], [], []
+        self._open_items, self._credits = [], []

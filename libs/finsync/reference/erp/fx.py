@@ -20,6 +20,7 @@ from finsync.domain import fx
 from finsync.domain.accounting import MINOR_UNITS, Journal
 from finsync.domain.fx import Quote, Rate
 from finsync.errors import DependencyNotReady, InvalidEvent
+from finsync.ports.erp import CrossRate
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,13 @@ class Converter:
                 raise DependencyNotReady(fx.missing_rate(from_, to, on))
             self._quotes[key] = lock(self.conn, quote, from_)
         return self._quotes[key]
+
+    def cross_rate(self, legal_entity: str, from_: str, to: str, on: date) -> CrossRate | None:
+        """None: the entity does not apply a payment to invoices in another currency."""
+        found = self.entity(legal_entity)
+        if not found.cross_rate_application:
+            return None
+        return CrossRate(self.quote(from_, to, on).rate, found.functional_currency or to)
 
     def book(self, journal: Journal, on: date) -> Booking:
         functional = self.entity(journal.legal_entity).functional_currency or journal.currency

@@ -55,6 +55,10 @@ class Settlements:
                 a.cash_account,
                 a.unapplied_amount,  # all of it still held
                 a.review_reason,
+                a.cross and a.cross.currency,
+                a.cross and a.cross.amount,
+                a.cross and a.cross.fee_amount,
+                a.cross and a.cross.rate,
             )
         )
 
@@ -65,9 +69,10 @@ class Settlements:
                 "INSERT INTO erp.payments (payment_id, account_id, customer_id, invoice_id, "
                 "legal_entity, currency, amount, fee_amount, applied_amount, "
                 "written_off_amount, unapplied_amount, status, journal_entry_id, settled_at, "
-                "method, gateway_reference, cash_account, unapplied_open, review_reason) "
+                "method, gateway_reference, cash_account, unapplied_open, review_reason, "
+                "original_currency, original_amount, original_fee_amount, cross_rate) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s, %s)",
+                "%s, %s, %s, %s, %s, %s, %s)",
                 self._rows,
             )
         self._rows = []
