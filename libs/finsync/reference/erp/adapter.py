@@ -222,9 +222,15 @@ class ReferenceErp:
             {**asdict(customer), "customer_id": customer_id},
         )
 
+    def _foreign(self, journal: Journal) -> bool:
+        """In another currency than its entity's functional one: rates can differ."""
+        functional = self._fx.entity(journal.legal_entity).functional_currency
+        return functional is not None and functional != journal.currency
+
     def apply_payment(self, application: CashApplication, journal: Journal) -> Posted:
-        self.flush()  # AR relieved at each foreign invoice's booked rate: realised FX
-        journal = booked_ar.relieve(self.conn, journal, booked_ar.of_payment(application))
+        if self._foreign(journal):  # AR relieved at each invoice's booked rate: realised FX
+            self.flush()
+            journal = booked_ar.relieve(self.conn, journal, booked_ar.of_payment(application))
         self._settled.reduce_receivables(application)
         entry_id, posted_at, accounting_date = self._journals.post(journal)
         self._held_cash.settle(application, entry_id)
@@ -242,11 +248,16 @@ class ReferenceErp:
         self._held_cash.lock_for_earmark()
         return self.open_item(invoice_id, lock=True)
 
+    # Both ask first whether there can be any, so most postings stay buffered.
     def earmarked_cash(self, invoice_id: str) -> list[EarmarkedCash]:
+        if not self._held_cash.may_have_earmarks(invoice_id):
+            return []
         self.flush()  # the invoice may have posted in this unit of work
         return self._held_cash.earmarked(invoice_id)
 
     def held_cash(self, holder: CreditHolder) -> list[HeldCash]:
+        if not self._held_cash.may_hold(holder):
+            return []
         self.flush()
         return self._held_cash.held(holder)
 
@@ -259,8 +270,9 @@ class ReferenceErp:
         return self._held_cash.applied_pairs(payment_ids)
 
     def apply_held_cash(self, application: HeldCashApplication, journal: Journal) -> Posted:
-        self.flush()  # AR and 2100 relieved at the rates they were booked at: realised FX
-        journal = booked_ar.relieve_held_cash(self.conn, journal, application)
+        self.flush()
+        if self._foreign(journal):  # AR and 2100 relieved at their booked rates: realised FX
+            journal = booked_ar.relieve_held_cash(self.conn, journal, application)
         entry_id, posted_at, accounting_date = self._journals.post(journal)
         self.flush()  # the journal first: the application refers to it
         self._held_cash.apply(application, entry_id)

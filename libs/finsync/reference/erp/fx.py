@@ -191,6 +191,8 @@ class Converter:
 
     def quote(self, from_: str, to: str, on: date) -> Quote:
         """The rate from -> to on the day; DependencyNotReady (with the rate to load) if none."""
+        if from_ == to:
+            return Quote(fx.ONE)  # no rate to read or lock
         key = (from_, to, on)
         if key not in self._quotes:
             pair = frozenset((from_, to))

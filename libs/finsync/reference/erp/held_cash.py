@@ -100,9 +100,20 @@ class HeldCashStore:
         self._holders = None if many else frozenset(CreditHolder(*r) for r in holders)
         self._asked = True
 
-    def earmarked(self, invoice_id: str) -> list[EarmarkedCash]:
+    def may_have_earmarks(self, invoice_id: str) -> bool:
+        """Whether cash was earmarked for the invoice when this unit of work first asked: most
+        invoices have none, and their postings stay buffered."""
         self._ask()
-        if self._waiting is not None and invoice_id not in self._waiting:
+        return self._waiting is None or invoice_id in self._waiting
+
+    def may_hold(self, holder: CreditHolder) -> bool:
+        """Whether the holder had unapplied cash when this unit of work first asked. (Cash
+        committed since is used by its next invoice instead.)"""
+        self._ask()
+        return self._holders is None or holder in self._holders
+
+    def earmarked(self, invoice_id: str) -> list[EarmarkedCash]:
+        if not self.may_have_earmarks(invoice_id):
             return []
         rows = self.conn.execute(
             "SELECT p.payment_id, p.account_id, p.customer_id, p.legal_entity, p.currency, "
@@ -115,8 +126,7 @@ class HeldCashStore:
         return [EarmarkedCash(*r) for r in rows]
 
     def held(self, holder: CreditHolder) -> list[HeldCash]:
-        self._ask()
-        if self._holders is not None and holder not in self._holders:
+        if not self.may_hold(holder):
             return []
         rows = self.conn.execute(
             f"SELECT p.payment_id, p.settled_at, {AVAILABLE}, p.unapplied_open FROM erp.payments p "
