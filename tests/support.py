@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -126,6 +127,24 @@ def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> No
 def unsent(settings: Settings, service: str) -> int:
     with db.connect(settings) as conn:
         return outbox.backlog(conn).get(service, 0)
+
+
+def scalar(settings: Settings, sql: str, *params: object) -> object:
+    """The first column of the first row the query returns, None if none."""
+    with db.connect(settings) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def lines_of(settings: Settings, key: str) -> dict[str, Decimal]:
+    """Net debit per account of the journal with this idempotency key."""
+    with db.connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT l.account_code, sum(l.debit - l.credit) FROM erp.journal_lines l "
+            "JOIN erp.journal_entries e USING (entry_id) WHERE e.idempotency_key = %s GROUP BY 1",
+            (key,),
+        ).fetchall()
+    return dict(rows)
 
 
 def journals(settings: Settings, idempotency_key: str) -> int:

@@ -50,8 +50,10 @@ from tests.support import (
     TopicTail,
     eventually,
     journals,
+    lines_of,
     publish,
     publish_to_partition,
+    scalar,
 )
 
 pytestmark = pytest.mark.integration
@@ -139,23 +141,6 @@ def pay(settings: Settings, inv: InvoiceIssued, amount: str) -> None:
         )
         erp.apply_payment(payment, payment_journal(payment))
         erp.flush()
-
-
-def scalar(settings: Settings, sql: str, *params: object) -> object:
-    with db.connect(settings) as conn:
-        row = conn.execute(sql, params).fetchone()
-    return row[0] if row else None
-
-
-def lines_of(settings: Settings, key: str) -> dict[str, Decimal]:
-    """Net debit per account of the journal with this idempotency key."""
-    with db.connect(settings) as conn:
-        rows = conn.execute(
-            "SELECT l.account_code, sum(l.debit - l.credit) FROM erp.journal_lines l "
-            "JOIN erp.journal_entries e USING (entry_id) WHERE e.idempotency_key = %s GROUP BY 1",
-            (key,),
-        ).fetchall()
-    return dict(rows)
 
 
 def open_amount(settings: Settings, invoice_id: str) -> object:

@@ -42,7 +42,7 @@ from finsync.runtime import db
 from finsync.runtime.serde import Serde
 from finsync.settings import Settings
 from tests.integration.port_support import ENTITY, a_synced_account, uid
-from tests.support import FAST_RETRIES, ServiceProcess, TopicTail, eventually, publish
+from tests.support import FAST_RETRIES, ServiceProcess, TopicTail, eventually, publish, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -104,12 +104,6 @@ def payout(amount: str, *items: PayoutItem) -> PayoutPaid:
         items=list(items),
         **ENVELOPE,
     )
-
-
-def scalar(settings: Settings, sql: str, *params: object) -> object:
-    with db.connect(settings) as conn:
-        row = conn.execute(sql, params).fetchone()
-    return row[0] if row else None
 
 
 def booked(settings: Settings, table: str, column: str, *ids: str) -> None:

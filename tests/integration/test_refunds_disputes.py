@@ -42,7 +42,16 @@ from tests.integration.port_support import (
     invoice_journal,
     uid,
 )
-from tests.support import FAST_RETRIES, ServiceProcess, TopicTail, eventually, journals, publish
+from tests.support import (
+    FAST_RETRIES,
+    ServiceProcess,
+    TopicTail,
+    eventually,
+    journals,
+    lines_of,
+    publish,
+    scalar,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -151,23 +160,6 @@ def dispute(
 
 def booked(settings: Settings, key: str) -> None:
     eventually(lambda: journals(settings, key) == 1, 30, key)
-
-
-def scalar(settings: Settings, sql: str, *params: object) -> object:
-    with db.connect(settings) as conn:
-        row = conn.execute(sql, params).fetchone()
-    return row[0] if row else None
-
-
-def lines_of(settings: Settings, key: str) -> dict[str, Decimal]:
-    """Net debit per account of the journal with this idempotency key."""
-    with db.connect(settings) as conn:
-        rows = conn.execute(
-            "SELECT l.account_code, sum(l.debit - l.credit) FROM erp.journal_lines l "
-            "JOIN erp.journal_entries e USING (entry_id) WHERE e.idempotency_key = %s GROUP BY 1",
-            (key,),
-        ).fetchall()
-    return dict(rows)
 
 
 def invoice_state(settings: Settings, invoice_id: str) -> tuple[Decimal, Decimal]:

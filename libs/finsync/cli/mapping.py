@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from rich.table import Table
 
-from finsync.cli.console import console
+from finsync.cli.console import console, refused
 from finsync.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,13 +73,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
             if args.dry_run:
                 conn.rollback()
     except OSError as exc:
-        return _refused(path, [f"cannot be read: {exc.strerror or exc}"])
+        return refused(path, [f"cannot be read: {exc.strerror or exc}"])
     except tomllib.TOMLDecodeError as exc:
-        return _refused(path, [f"is not TOML: {exc}"])
+        return refused(path, [f"is not TOML: {exc}"])
     except MappingInvalid as exc:
-        return _refused(path, exc.errors)
+        return refused(path, exc.errors)
     except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-        return _refused(path, ["postings kept the GL mapping busy; try again"])
+        return refused(path, ["postings kept the GL mapping busy; try again"])
     _report(changes)
     done = "would change" if args.dry_run else "loaded"
     console.print(
@@ -91,13 +91,6 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         highlight=False,
     )
     return 0
-
-
-def _refused(path: Path, errors: list[str]) -> int:
-    console.print(f"[red]{path} was not loaded; nothing changed:[/red]", highlight=False)
-    for error in errors:
-        console.print(f"  - {error}", highlight=False, markup=False)
-    return 1
 
 
 def _report(changes: Plan) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from rich.table import Table
 
-from finsync.cli.console import console
+from finsync.cli.console import console, refused
 from finsync.settings import Settings
 
 
@@ -27,13 +27,13 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
             if plan.refused or args.dry_run:
                 conn.rollback()
     except OSError as exc:
-        return _refused(path, [f"cannot be read: {exc.strerror or exc}"])
+        return refused(path, [f"cannot be read: {exc.strerror or exc}"])
     except RatesInvalid as exc:
-        return _refused(path, exc.errors)
+        return refused(path, exc.errors)
     except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-        return _refused(path, ["postings kept the rates busy; try again"])
+        return refused(path, ["postings kept the rates busy; try again"])
     if plan.refused:
-        return _refused(path, plan.refused)
+        return refused(path, plan.refused)
     for before, after in plan.changed:
         console.print(
             f"{after.from_currency}->{after.to_currency} on {after.rate_date}: "
@@ -47,13 +47,6 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         highlight=False,
     )
     return 0
-
-
-def _refused(path: Path, errors: list[str]) -> int:
-    console.print(f"[red]{path} was not loaded; nothing changed:[/red]", highlight=False)
-    for error in errors:
-        console.print(f"  - {error}", highlight=False, markup=False)
-    return 1
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -143,9 +143,9 @@ def convert(
             booked[n] = x.model_copy(update=update)
     difference = _net(booked)
     if difference > 0:  # functional debits exceed credits: more came in than went out, a gain
-        booked.append(_fx_line(REALISED_FX_GAIN, ZERO, difference))
+        booked.append(functional_line(REALISED_FX_GAIN, ZERO, difference))
     elif difference < 0:
-        booked.append(_fx_line(REALISED_FX_LOSS, -difference, ZERO))
+        booked.append(functional_line(REALISED_FX_LOSS, -difference, ZERO))
     return tuple(booked)
 
 
@@ -156,8 +156,11 @@ def _net(lines: Iterable[JournalLine]) -> Decimal:
     )
 
 
-def _fx_line(account: str, functional_debit: Decimal, functional_credit: Decimal) -> JournalLine:
-    """A line with no transaction amount, only a functional one (and so no rate)."""
+def functional_line(
+    account: str, functional_debit: Decimal, functional_credit: Decimal
+) -> JournalLine:
+    """A line with no transaction amount, only a functional one (and so no rate): realised and
+    unrealised FX."""
     return JournalLine(
         account_code=account,
         debit=ZERO,

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from finsync.contract.events import JournalLine
-from finsync.domain.accounting import ZERO, Journal
-from finsync.domain.fx import round_to
+from finsync.domain.accounting import ZERO, Journal, reverse
+from finsync.domain.fx import functional_line, round_to
 
 AR_REVALUATION = "1210"  # 0022_fx_application_revaluation.sql
 UNREALISED_FX = "7300"
@@ -72,23 +71,15 @@ def journals(r: Revaluation) -> tuple[Journal, Journal] | None:
     if not d:
         return None
     gain, loss = (d, ZERO) if d > 0 else (ZERO, -d)
-    lines = (_line(AR_REVALUATION, gain, loss), _line(UNREALISED_FX, loss, gain))
+    lines = (
+        functional_line(AR_REVALUATION, gain, loss),
+        functional_line(UNREALISED_FX, loss, gain),
+    )
     what = f"{r.items} open {r.currency} invoice(s) of {r.legal_entity} at {r.rate.normalize():f}"
     booked = Journal(key(r), r.legal_entity, r.currency, f"FX revaluation: {what}", lines, r.as_of)
-    back = tuple(_line(x.account_code, x.functional_credit, x.functional_debit) for x in lines)  # type: ignore[arg-type]
+    back = tuple(reverse(lines))
     reversal = Journal(
         key(r, reversal=True), r.legal_entity, r.currency, f"FX revaluation reversed: {what}",
         back, next_period(r.as_of),
     )  # fmt: skip
     return booked, reversal
-
-
-def _line(account: str, functional_debit: Decimal, functional_credit: Decimal) -> JournalLine:
-    return JournalLine(
-        account_code=account,
-        debit=ZERO,
-        credit=ZERO,
-        functional_debit=functional_debit,
-        functional_credit=functional_credit,
-        rate=None,
-    )

@@ -145,16 +145,16 @@ def plan_cash(
     # Refunds: half of a card payment (its invoice reopens), an overpayment's excess (out of
     # the payer's unapplied cash), and one for more than the customer holds.
     for p in card[2:3]:
-        _refund(s, out, p, money(p.amount / 2, p.currency), "R01")
+        _refund(s, out, p, entities[p.account_id], money(p.amount / 2, p.currency), "R01")
     over = {i.invoice_id: i for i in plan.by_kind.get("over", [])}
     for p in sorted(settled, key=lambda p: p.payment_id):
         invoice = over.get(p.invoice_id or "")
         if invoice is not None and p.amount > invoice.total:
-            _refund(s, out, p, p.amount - invoice.total, "R02")
+            _refund(s, out, p, entities[p.account_id], p.amount - invoice.total, "R02")
             break
     if card[3:4]:
         p = card[3]
-        too_much = _refund(s, out, p, p.amount * 3, "R03", count=False)
+        too_much = _refund(s, out, p, entities[p.account_id], p.amount * 3, "R03", count=False)
         out.invalid.append((too_much.refund_id, "InvalidEvent"))
     return out
 
@@ -194,11 +194,10 @@ def _dispute(
 
 
 def _refund(
-    s: Scenario, out: CashPlan, p: PaymentSettled, amount: Decimal, suffix: str,
+    s: Scenario, out: CashPlan, p: PaymentSettled, entity: str, amount: Decimal, suffix: str,
     count: bool = True,
 ) -> RefundSettled:  # fmt: skip
     fee = money(Decimal("0.30") * FX[p.currency], p.currency)
-    entity = _entities(s)[p.account_id]
     refund = RefundSettled.model_validate(
         {
             **envelope("payments", p.correlation_id),
