@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install up down status lint schemas-check test test-unit test-integration test-e2e demo bench chaos clean
+.PHONY: install browser up down status lint schemas-check test test-unit test-integration test-e2e demo bench chaos clean
 
 install: $(STAMP)
 
@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# Debian's Chromium, for the console's browser tests (installed only when missing).
+browser:
+	@deploy/local/install-browser.sh
+
+# PROMETHEUS=1 also starts Prometheus (Debian's, installed when missing), scraping the services.
 up: install
-	$(BIN)/finsync stack up
+	$(BIN)/finsync stack up$(if $(filter 1 yes true on,$(PROMETHEUS)), --prometheus)
 
 down:
 	@test -x $(BIN)/finsync && $(BIN)/finsync stack down || true
@@ -42,10 +47,10 @@ test-unit: install
 test-integration: up
 	$(PYTEST) tests/integration -q
 
-test-e2e: up
+test-e2e: up browser
 	$(PYTEST) tests/e2e -q
 
-test: lint test-unit schemas-check
+test: lint test-unit schemas-check browser
 	$(PYTEST) tests/integration tests/e2e -q
 
 demo: up

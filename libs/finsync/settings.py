@@ -10,7 +10,7 @@ import getpass
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,15 @@ from finsync.domain.write_off import Tolerance, Tolerances, parse_tolerance
 KAFKA_LOG = logging.getLogger("finsync.kafka")
 _BUDGET = "FINSYNC_RETRY_BUDGET_SECONDS_"  # + the service's name, e.g. ..._PAYMENT_SETTLER
 _TOLERANCE = "FINSYNC_PAYMENT_TOLERANCE"  # every currency; + _<CURRENCY> for one, e.g. ..._JPY
+_METRICS_PORT = "FINSYNC_METRICS_PORT_"  # + the service's name, e.g. ..._INVOICE_POSTER
+# Where each service serves Prometheus /metrics unless FINSYNC_METRICS_PORT_<SERVICE> says
+# otherwise (its relay child process: the port + 100); deploy/local/prometheus.yml scrapes them.
+METRICS_PORTS = {
+    "account-sync": 9464,
+    "subscription-activator": 9465,
+    "invoice-poster": 9466,
+    "payment-settler": 9467,
+}
 
 
 def _project_root() -> Path:
@@ -55,6 +64,22 @@ def _lost_disputes(value: str) -> str:
         choices = ", ".join(LOST_DISPUTE_POLICIES)
         raise SystemExit(f"FINSYNC_LOST_DISPUTES={value!r} is none of {choices}")
     return policy
+
+
+def _metrics_ports(env: Mapping[str, str]) -> dict[str, int]:
+    ports = {}
+    for name, value in env.items():
+        if name.startswith(_METRICS_PORT):
+            if not value.strip().isdigit() or int(value) > 65535:
+                raise SystemExit(f"{name}={value!r} is not a port (0 to 65535; 0: no /metrics)")
+            ports[name.removeprefix(_METRICS_PORT).lower().replace("_", "-")] = int(value)
+    return ports
+
+
+def _replay_max(value: str) -> int:
+    if not value.strip().isdigit():
+        raise SystemExit(f"FINSYNC_REPLAY_MAX={value!r} is not a whole number (0 or more)")
+    return int(value)
 
 
 def _switch(name: str, value: str) -> bool:
@@ -112,6 +137,19 @@ class Settings:
     # When an invoice posts, its holder's customer credit and unapplied cash go to its open
     # invoices (FINSYNC_AUTO_APPLY=off: they wait; earmarked prepayments still apply).
     auto_apply: bool = True
+    # A dead letter whose content was replayed and failed again this often is not replayed
+    # again unless forced (`finsync dlq replay --force`): the loop guard.
+    replay_max: int = 3
+    # The ops console (`finsync console serve`): where it listens, and whether its session
+    # cookie is Secure (on behind HTTPS; off for plain http on localhost).
+    console_host: str = "127.0.0.1"
+    console_port: int = 8180
+    console_secure_cookies: bool = False
+    # Prometheus /metrics: per service from FINSYNC_METRICS_PORT_<SERVICE> (0: none), else
+    # METRICS_PORTS; the interface they listen on; the local stack's Prometheus server.
+    metrics_ports: Mapping[str, int] = field(default_factory=dict)
+    metrics_host: str = "0.0.0.0"
+    prometheus_port: int = 9090
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,7 +206,20 @@ class Settings:
             operator=get("OPERATOR", "") or _os_user(),
             lost_disputes=_lost_disputes(get("LOST_DISPUTES", "reopen")),
             auto_apply=_switch("FINSYNC_AUTO_APPLY", get("AUTO_APPLY", "on")),
+            replay_max=_replay_max(get("REPLAY_MAX", "3")),
+            console_host=get("CONSOLE_HOST", "127.0.0.1"),
+            console_port=int(get("CONSOLE_PORT", "8180")),
+            console_secure_cookies=_switch(
+                "FINSYNC_CONSOLE_SECURE_COOKIES", get("CONSOLE_SECURE_COOKIES", "off")
+            ),
+            metrics_ports=_metrics_ports(e),
+            metrics_host=get("METRICS_HOST", "0.0.0.0"),
+            prometheus_port=int(get("PROMETHEUS_PORT", "9090")),
         )
+
+    def metrics_port(self, service: str) -> int:
+        """Where `service` serves Prometheus /metrics; 0: it serves none."""
+        return self.metrics_ports.get(service, METRICS_PORTS.get(service, 0))
 
     def retry_budget(self, service: str) -> float:
         """Seconds a transient failure of `service` is retried before it is dead-lettered."""

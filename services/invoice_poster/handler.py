@@ -7,9 +7,9 @@ from decimal import Decimal
 from finsync.contract.events import (
     CreditMemoIssued,
     DocumentType,
-    Event,
     InvoiceIssued,
     InvoicePosted,
+    PaymentApplied,
 )
 from finsync.domain.accounting import Journal
 from finsync.domain.customer_credit import (
@@ -33,7 +33,7 @@ def post_invoice(
     erp: Erp,
     accounts: CrossReference | None = None,
     policy: CashPolicy = DEFAULT_POLICY,
-) -> list[Event]:
+) -> list[InvoicePosted | PaymentApplied]:
     """`accounts`: the cross-reference that says whose hierarchy a prepayment's payer is in
     (None: only the invoice's own account's payments may pay it)."""
     journal, lines = invoice_posting(invoice, _mapped(invoice.legal_entity, erp))

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import psycopg
 
 from finsync.adapters.crossref import CrossReferenceStore
-from finsync.contract.events import CreditMemoIssued, Event, InvoiceIssued
+from finsync.contract.events import (
+    CreditMemoIssued,
+    InvoiceIssued,
+    InvoicePosted,
+    PaymentApplied,
+)
 from finsync.ports.crossref import CrossReference
 from finsync.reference.erp.adapter import ReferenceErp
 from finsync.service import Service
@@ -35,11 +40,11 @@ def bind(conn: psycopg.Connection) -> Systems:
     return Systems(ReferenceErp(conn), CrossReferenceStore(conn))
 
 
-def _invoice(invoice: InvoiceIssued, s: Systems) -> Sequence[Event]:
+def _invoice(invoice: InvoiceIssued, s: Systems) -> Sequence[InvoicePosted | PaymentApplied]:
     return post_invoice(invoice, s.erp, s.accounts, POLICY)
 
 
-def _credit_memo(memo: CreditMemoIssued, s: Systems) -> Sequence[Event]:
+def _credit_memo(memo: CreditMemoIssued, s: Systems) -> Sequence[InvoicePosted]:
     return post_credit_memo(memo, s.erp)
 
 

@@ -8,7 +8,9 @@ erp.disputes, which `finsync reconcile` checks.
 
 from __future__ import annotations
 
-from finsync.contract.events import DisputeStatus, DisputeUpdated, Event, RefundSettled
+from typing import Never
+
+from finsync.contract.events import DisputeStatus, DisputeUpdated, RefundSettled
 from finsync.domain.accounting import ZERO
 from finsync.errors import DependencyNotReady, InvalidEvent
 from finsync.ports.erp import CreditHolder
@@ -17,7 +19,7 @@ from . import disputes, refunds
 from .handler import Systems
 
 
-def settle_refund(refund: RefundSettled, systems: Systems) -> list[Event]:
+def settle_refund(refund: RefundSettled, systems: Systems) -> list[Never]:
     refunds.validate(refund)  # a bad refund is rejected before waiting for anything
     erp, what = systems.erp, f"refund {refund.refund_id}"
     holder = CreditHolder(refund.account_id, refund.legal_entity, refund.currency)
@@ -49,7 +51,7 @@ def settle_refund(refund: RefundSettled, systems: Systems) -> list[Event]:
     return []
 
 
-def update_dispute(update: DisputeUpdated, systems: Systems) -> list[Event]:
+def update_dispute(update: DisputeUpdated, systems: Systems) -> list[Never]:
     disputes.validate(update)
     erp = systems.erp
     known = erp.dispute(update.dispute_id)

@@ -18,6 +18,7 @@ import pytest
 from finsync.books.clearing import in_transit
 from finsync.books.reconcile import reconcile
 from finsync.contract.topics import SERVICES
+from finsync.ops import replay
 from finsync.reference import reports
 from finsync.reference.billing import jobs as billing_jobs
 from finsync.runtime import clients, db, dlq
@@ -172,6 +173,26 @@ def _letters(settings: Settings, service: str, run: Outcome) -> list[dlq.DeadLet
     return dead_letters(settings, run.scenario, run.started_ms, [service])
 
 
+def _replay(settings: Settings, letters: list[dlq.DeadLetter], force: bool = False) -> list[str]:
+    """Replay letters read from their topics, through the dead-letter index; their outcomes."""
+
+    def indexed() -> list[int]:
+        with db.connect(settings) as conn:
+            rows = conn.execute(
+                "SELECT d.id FROM finsync.dead_letters d JOIN unnest(%s::text[], %s::int[], "
+                "%s::bigint[]) AS x(t, p, o) ON (d.dlq_topic, d.dlq_partition, d.dlq_offset) "
+                "= (x.t, x.p, x.o)",
+                ([x.record.topic for x in letters], [x.record.partition for x in letters],
+                 [x.record.offset for x in letters]),
+            ).fetchall()  # fmt: skip
+        return [r[0] for r in rows] if len(rows) == len(letters) else []
+
+    ids = eventually(indexed, 30, "the dead letters in the index") if letters else []
+    done = replay.replay(settings, ids=ids, reason="e2e", actor="e2e", rate_per_second=500,
+                         force=force) if ids else None  # fmt: skip
+    return [r.outcome for r in done.results] if done else []
+
+
 def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_right(
     settings: Settings, serde: Serde, run: Outcome
 ) -> None:
@@ -191,8 +212,7 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
     )  # fmt: skip
 
     def replay_and_wait(service: str, table: str, column: str) -> None:
-        results = dlq.replay(settings, before[service], by="e2e", rate_per_second=500)
-        assert all(r.outcome == "replayed" for r in results)
+        assert all(outcome == "replayed" for outcome in _replay(settings, before[service]))
         eventually(
             lambda: set(
                 _column(settings, f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)",
@@ -221,8 +241,8 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
         90, "the prepayments to be applied",
     )  # fmt: skip
     # Billing's and the gateway's bad ones: nothing to fix, each dies again.
-    dlq.replay(settings, before["invoice-poster"], by="e2e")
-    dlq.replay(settings, before["payment-settler"], by="e2e")
+    _replay(settings, before["invoice-poster"])
+    _replay(settings, before["payment-settler"])
 
     # Replaying everything a second time changes nothing.
     keys = _column(
@@ -232,8 +252,8 @@ def test_replaying_every_dead_letter_after_its_cause_is_removed_keeps_the_books_
     )
     with db.connect(settings) as conn:
         entries = reports.postings_by_key(conn, [str(k) for k in keys])
-    for service in SERVICES:
-        dlq.replay(settings, before[service], by="e2e", rate_per_second=500)
+    for service in SERVICES:  # forced: the resolved and the loop guard's are sent too
+        _replay(settings, before[service], force=True)
     permanent = {
         sv: [x for x in before[sv] if x.record.key_text not in waiting[sv]] for sv in SERVICES
     }

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from finsync.contract.events import InvoiceIssued
+from finsync.ops import replay
 from finsync.runtime import dlq, inbox
 from finsync.runtime import headers as h
 from finsync.runtime.serde import Serde
@@ -174,8 +175,12 @@ def test_a_dead_letter_replayed_after_its_cause_is_fixed_posts_exactly_once(
 
     publish(settings, serde, [invoice])  # the cause goes away
     eventually(lambda: journals(settings, f"invoice:{invoice.invoice_id}") == 1, 30, "invoice")
-    for _ in range(2):  # replaying the same dead letter twice still takes effect once
-        results = dlq.replay(settings, [dead], by="test", rate_per_second=100)
+    [indexed] = eventually(lambda: index_ids(settings, dead), 30, "the letter in the index")
+    for force in (False, True):  # replaying the same dead letter twice still takes effect once
+        # (forced: the first replay may have been resolved already, which a replay refuses)
+        results = replay.replay(
+            settings, ids=[indexed], reason="invoice posted", actor="test", force=force
+        ).results
         assert [r.outcome for r in results] == ["replayed"]
     eventually(lambda: journals(settings, f"credit-memo:{memo.credit_memo_id}") == 1, 30, "credit")
     eventually(
@@ -192,6 +197,17 @@ def test_a_dead_letter_replayed_after_its_cause_is_fixed_posts_exactly_once(
     assert audit == [("test", "replayed", "invoice-poster.retry")] * 2
     time.sleep(2)
     assert journals(settings, f"credit-memo:{memo.credit_memo_id}") == 1
+
+
+def index_ids(settings: Settings, letter: dlq.DeadLetter) -> list[int]:
+    """The dead-letter index's id of a letter read from its topic."""
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT id FROM finsync.dead_letters WHERE dlq_topic = %s AND dlq_partition = %s "
+            "AND dlq_offset = %s",
+            (letter.record.topic, letter.record.partition, letter.record.offset),
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def committed(settings: Settings, group: str, topic: str) -> int:

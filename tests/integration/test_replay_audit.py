@@ -1,6 +1,6 @@
 """Every replay leaves its trace, even one that is interrupted: who meant to replay what is
 recorded before anything is sent, each outcome as it happens, and the replayed records carry
-the replay's id."""
+the replay's id and the id of the dead letter they replay."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from finsync.contract.topics import retry_topic
 from finsync.errors import InvalidEvent
-from finsync.runtime import clients, db, dlq, failures
+from finsync.ops import replay as rp
+from finsync.runtime import clients, db, dead_letter_index, dlq, failures
 from finsync.runtime import headers as h
 from finsync.runtime.messages import Record
 from finsync.settings import Settings
@@ -26,60 +27,75 @@ class Interrupted(Exception):
     """Ctrl-C, a lost terminal, a killed pod: the replay stops half-way."""
 
 
-def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
-    settings: Settings,
-) -> None:
-    key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
+def indexed(settings: Settings, key: bytes, copies: int) -> list[int]:
+    """`copies` dead letters of `key` put straight on the topic, then indexed from it (as
+    `finsync dlq reindex` does); their ids in the index, in topic order."""
     original = Record("billing.invoice-issued", 0, 1, 0, key, b"not avro", [])
     letter = failures.dead_letter(
         original, InvalidEvent("bad"), service=SERVICE, stage="TASK_PUT", now_ms=0, trace_id=None
     )
-    clients.send(clients.producer(settings, "test"), [letter, letter])
-    letters = eventually(
-        lambda: [x for x in dlq.read(settings, SERVICE) if x.record.key == key], 30
+    clients.send(clients.producer(settings, "test"), [letter] * copies)
+    records = eventually(
+        lambda: [x.record for x in dlq.read(settings, SERVICE) if x.record.key == key], 30
     )
-    assert len(letters) == 2
+    assert len(records) == copies
+    with db.connect(settings) as conn:
+        assert dead_letter_index.backfill(conn, SERVICE, records) == copies
+        rows = conn.execute(
+            "SELECT id FROM finsync.dead_letters WHERE message_key = %s ORDER BY dlq_offset",
+            (key.decode(),),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
+    settings: Settings,
+) -> None:
+    key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, 2)
     retried = TopicTail(settings, retry_topic(SERVICE))
 
     def stop_after_the_first(done: int) -> None:
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        dlq.replay(settings, letters, by="sre-on-call", progress=stop_after_the_first)
+        rp.replay(
+            settings, ids=ids, reason="test", actor="sre-on-call", rate_per_second=1,
+            progress=stop_after_the_first,
+        )  # fmt: skip
 
     with db.connect(settings) as conn:
         rows = conn.execute(
-            "SELECT replay_id, replayed_by, dlq_offset, outcome, finished_at IS NOT NULL "
+            "SELECT replay_id, replayed_by, dead_letter_id, outcome, finished_at IS NOT NULL "
             "FROM finsync.replay_audit WHERE message_key = %s ORDER BY dlq_offset",
             (key.decode(),),
         ).fetchall()
-    assert [(by, offset, outcome, done) for _, by, offset, outcome, done in rows] == [
-        ("sre-on-call", letters[0].record.offset, "replayed", True),
-        ("sre-on-call", letters[1].record.offset, "intended", False),
+        statuses = conn.execute(
+            "SELECT status FROM finsync.dead_letters WHERE id = ANY(%s) ORDER BY dlq_offset",
+            (ids,),
+        ).fetchall()
+    assert [(by, letter, outcome, done) for _, by, letter, outcome, done in rows] == [
+        ("sre-on-call", ids[0], "replayed", True),
+        ("sre-on-call", ids[1], "intended", False),
     ]
+    assert statuses == [("replayed",), ("open",)]
     replay_id = rows[0][0]
     assert rows[1][0] == replay_id
     [sent] = eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
     assert sent.header_text(h.REPLAY_ID) == str(replay_id)
+    assert sent.header_text(h.REPLAY_DEAD_LETTER) == str(ids[0])
     retried.close()
 
 
 def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings) -> None:
     key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
-    original = Record("billing.invoice-issued", 0, 1, 0, key, b"not avro", [])
-    letter = failures.dead_letter(
-        original, InvalidEvent("bad"), service=SERVICE, stage="TASK_PUT", now_ms=0, trace_id=None
-    )
-    clients.send(clients.producer(settings, "test"), [letter])
-    letters = eventually(
-        lambda: [x for x in dlq.read(settings, SERVICE) if x.record.key == key], 30
-    )
-    [result] = dlq.replay(settings, letters, by="sre", dry_run=True)
+    [letter] = indexed(settings, key, 1)
+    [result] = rp.replay(settings, ids=[letter], reason="test", actor="sre", dry_run=True).results
     assert result.outcome == "would-replay"
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute(
-            "SELECT replay_id IS NOT NULL, dry_run, outcome FROM finsync.replay_audit "
-            "WHERE message_key = %s",
+            "SELECT replay_id IS NOT NULL, dry_run, outcome, dead_letter_id "
+            "FROM finsync.replay_audit WHERE message_key = %s",
             (key.decode(),),
         ).fetchone()
-    assert row == (True, True, "would-replay")
+    assert row == (True, True, "would-replay", letter)

@@ -93,18 +93,46 @@ def test_backoff_is_capped():
 
 
 def test_a_replayed_dead_letter_is_a_retry_due_now_with_its_origin_and_fresh_attempts():
-    from finsync.runtime.dlq import DeadLetter, replay_message
+    from finsync.runtime.dlq import replay_message
 
-    letter = as_record(route(original(), InvalidEvent("bad")))
-    out = replay_message(DeadLetter("invoice-poster", letter), "r-1")
+    rec = original()
+    origin = Origin("billing.invoice-issued", 2, 41, 1_700_000_000_000, 3, NOW - 5000)
+    out = replay_message("invoice-poster", rec.key, rec.value, rec.headers, origin, "r-1", 42)
     assert out.topic == "invoice-poster.retry"
     replayed = as_record(out)
     assert not_before_ms(replayed) == 0
     o = Origin.of(replayed)
     assert (o.topic, o.partition, o.offset, o.attempts) == ("billing.invoice-issued", 2, 41, 0)
+    assert o.first_failure_ms is None
     assert o.timestamp_ms == 1_700_000_000_000
     assert replayed.header_text(h.REPLAY_ID) == "r-1"
+    assert replayed.header_text(h.REPLAY_DEAD_LETTER) == "42"
     assert [x for x in out.headers if not h.is_runtime(x[0])] == original().headers
+
+
+def test_a_replayed_record_keeps_its_replay_headers_through_retries_and_its_next_dead_letter():
+    from finsync.runtime.dlq import replay_message
+
+    rec = original()
+    origin = Origin.of(rec)
+    out = replay_message("invoice-poster", rec.key, rec.value, rec.headers, origin, "r-1", 42)
+    again = as_record(route(as_record(out), DependencyNotReady("not yet")))
+    assert again.topic == "invoice-poster.retry"
+    assert again.header_text(h.REPLAY_DEAD_LETTER) == "42"
+    letter = as_record(route(again, InvalidEvent("bad")))
+    assert letter.topic == "invoice-poster.dlq"
+    assert letter.header_text(h.REPLAY_ID) == "r-1"
+    assert letter.header_text(h.REPLAY_DEAD_LETTER) == "42"
+    assert [k for k, _ in letter.headers].count(h.REPLAY_DEAD_LETTER) == 1
+
+
+def test_a_dead_letter_names_the_event_when_the_record_decoded():
+    out = dead_letter(
+        original(), InvalidEvent("bad"), service="invoice-poster", stage="TASK_PUT",
+        now_ms=NOW, trace_id=None, event_id="e-1",
+    )  # fmt: skip
+    assert as_record(out).header_text(h.ERR_EVENT_ID) == "e-1"
+    assert as_record(route(original(), InvalidEvent("bad"))).header(h.ERR_EVENT_ID) is None
 
 
 def test_a_dependency_down_for_an_hour_costs_no_dead_letter_under_the_default_budget():

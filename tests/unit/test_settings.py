@@ -24,3 +24,10 @@ def test_lost_disputes_reopen_by_default_and_a_policy_is_checked_at_start_up():
     assert Settings.from_env({"FINSYNC_LOST_DISPUTES": "Write-Off"}).lost_disputes == "write-off"
     with pytest.raises(SystemExit, match="FINSYNC_LOST_DISPUTES='forgive' is none of reopen"):
         Settings.from_env({"FINSYNC_LOST_DISPUTES": "forgive"})
+
+
+def test_the_replay_loop_guard_defaults_to_three_failed_replays():
+    assert Settings.from_env({}).replay_max == 3
+    assert Settings.from_env({"FINSYNC_REPLAY_MAX": "5"}).replay_max == 5
+    with pytest.raises(SystemExit, match="FINSYNC_REPLAY_MAX='many' is not a whole number"):
+        Settings.from_env({"FINSYNC_REPLAY_MAX": "many"})

@@ -25,10 +25,9 @@ from finsync.contract.events import (
     PaymentSettled,
     RefundSettled,
 )
-from finsync.contract.topics import SERVICES, dlq_topic
+from finsync.contract.topics import SERVICES
 from finsync.errors import FinsyncError
 from finsync.runtime import clients, db
-from finsync.runtime.dlq import DeadLetter
 from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
 
@@ -114,22 +113,24 @@ def _published(settings: Settings, serde: Serde, kind: type[E], since_ms: int | 
 
 
 def _dead_letters(settings: Settings, serde: Serde, since_ms: int | None) -> threeway.Held:
-    """Why documents did not take effect: the dead letters of each service, by the document's
-    own id when the record still decodes (a publisher may have keyed it otherwise), else by
-    its key."""
+    """Why documents did not take effect: the dead letters of each service (from the
+    dead-letter index), by the document's own id when the record still decodes (a publisher
+    may have keyed it otherwise), else by its key."""
     reasons: dict[tuple[str, str], str] = {}
-    for service in SERVICES:
-        try:
-            records = list(clients.read(settings, dlq_topic(service), since_ms))
-        except LookupError:
-            continue
-        for record in records:
-            letter = DeadLetter(service, record)
-            why = f"{service} dead letter, {letter.error_class}: {letter.reason}"
-            reasons[(service, letter.record.key_text or "")] = why
-            document = _document_id(serde, letter)
-            if document:
-                reasons[(service, document)] = why
+    since = datetime.fromtimestamp(since_ms / 1000, UTC) if since_ms is not None else None
+    with db.connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT service, message_key, error_class, reason, source_topic, value "
+            "FROM finsync.dead_letters WHERE service = ANY(%s) "
+            "AND (%s::timestamptz IS NULL OR failed_at >= %s) ORDER BY id",
+            (list(SERVICES), since, since),
+        ).fetchall()
+    for service, key, error_class, reason, topic, value in rows:
+        why = f"{service} dead letter, {error_class}: {reason}"
+        reasons[(service, key or "")] = why
+        document = _document_id(serde, topic, value)
+        if document:
+            reasons[(service, document)] = why
 
     def held(service: str, key: str) -> str:
         return reasons.get((service, key), "")
@@ -137,13 +138,12 @@ def _dead_letters(settings: Settings, serde: Serde, since_ms: int | None) -> thr
     return held
 
 
-def _document_id(serde: Serde, letter: DeadLetter) -> str | None:
-    topic = letter.original[0]
+def _document_id(serde: Serde, topic: str, value: bytes | None) -> str | None:
     kind = EVENT_TYPES.get(topic)
     if kind is None:
         return None
     try:
-        value = serde.decode_record(topic, letter.record.value).get(kind.KEY_FIELD)
+        decoded = serde.decode_record(topic, value).get(kind.KEY_FIELD)
     except Exception:  # undecodable: its key is all there is
         return None
-    return str(value) if value is not None else None
+    return str(decoded) if decoded is not None else None

@@ -7,7 +7,18 @@ import sys
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from finsync.cli import billing, dlq, erp, publish, reconcile, services, simulate, stack
+from finsync.cli import (
+    asyncapi,
+    billing,
+    dlq,
+    erp,
+    ops_console,
+    publish,
+    reconcile,
+    services,
+    simulate,
+    stack,
+)
 from finsync.cli.console import console
 from finsync.errors import Outage
 from finsync.runtime import telemetry
@@ -16,7 +27,7 @@ from finsync.settings import Settings
 from finsync.stack.process import StackError
 
 # In the order `finsync --help` lists their commands.
-GROUPS = (stack, publish, services, billing, erp, reconcile, simulate, dlq)
+GROUPS = (stack, publish, services, billing, erp, reconcile, simulate, dlq, asyncapi, ops_console)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,13 +14,13 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from finsync import stack
 
     if args.action == "up":
-        stack.up(settings, say)
+        stack.up(settings, say, with_prometheus=args.prometheus)
     elif args.action == "down":
         stack.down(settings)
     parts = stack.status(settings)
     for name, healthy, text in parts:
         mark = "[green]up[/green]" if healthy else "[red]down[/red]"
-        console.print(f"{name:<9} {mark}  {text}")
+        console.print(f"{name:<10} {mark}  {text}")
     wanted = {"up": True, "down": False}.get(args.action)
     healthy = wanted is None or all(h == wanted for _, h, _ in parts)
     all_up = all(h for _, h, _ in parts)
@@ -60,6 +60,11 @@ def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("stack", help="the embedded local stack (PostgreSQL, registry, Kafka)")
     s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="with `up`: also start Prometheus (Debian's), scraping every service's /metrics",
+    )
     s.set_defaults(func=cmd_stack)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -151,18 +151,39 @@ REJECTED = frozenset(
 )
 
 
+class Delivery(NamedTuple):
+    """Kafka's answer to one message: None and where it put it, or the error."""
+
+    error: KafkaError | None
+    partition: int = -1
+    offset: int = -1
+
+
 def deliver(
     producer: Producer, messages: Sequence[Outgoing], timeout: float = 60
 ) -> list[KafkaError | None]:
     """Produce the messages and wait for Kafka's answer to each, in order: None where it was
     accepted, the error where it was not (refused at once, rejected by the broker, or no
     answer within `timeout`)."""
+    return [d.error for d in deliveries(producer, messages, timeout)]
+
+
+def deliveries(
+    producer: Producer, messages: Sequence[Outgoing], timeout: float = 60
+) -> list[Delivery]:
+    """As deliver(), with the partition and offset of each message Kafka accepted."""
     no_answer = KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
-    outcomes: list[KafkaError | None] = [no_answer] * len(messages)
+    outcomes: list[Delivery] = [Delivery(no_answer)] * len(messages)
 
     def answered(i: int) -> Callable[[KafkaError | None, Message], None]:
-        def record(err: KafkaError | None, _msg: Message) -> None:
-            outcomes[i] = err
+        def record(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                outcomes[i] = Delivery(err)
+            else:
+                partition, offset = msg.partition(), msg.offset()
+                outcomes[i] = Delivery(
+                    None, -1 if partition is None else partition, -1 if offset is None else offset
+                )
 
         return record
 
@@ -177,7 +198,7 @@ def deliver(
             except BufferError:  # the local queue is full: let deliveries drain
                 producer.poll(0.1)
             except KafkaException as exc:  # refused before sending, e.g. too large
-                outcomes[i] = exc.args[0]
+                outcomes[i] = Delivery(exc.args[0])
                 break
     producer.flush(timeout)
     return outcomes

@@ -18,7 +18,7 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from finsync.contract.topics import retry_topic
-from finsync.runtime import clients, db, faults, telemetry
+from finsync.runtime import clients, db, faults, heartbeat, metrics
 from finsync.runtime.failures import not_before_ms
 from finsync.runtime.messages import Record
 from finsync.runtime.processing import BatchProcessor
@@ -37,21 +37,27 @@ class ConsumerLoop:
         self.name = processor.service.name
         self.stats: Counter[str] = Counter()  # since the last progress line
         self.totals: Counter[str] = Counter()
-        self.meters = telemetry.Meters()
+        self.meters = metrics.ConsumerMeters(self.name, metrics.OutboxBacklog(settings, self.name))
         self._next_progress = time.monotonic() + PROGRESS_EVERY
         self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
         self._conn: psycopg.Connection | None = None
         self.consumer = clients.consumer(settings, self.name)
+        self.heartbeat = heartbeat.Heartbeat(settings, self.name, "consumer")
+        self._next_beat = 0.0
+        self._positions = heartbeat.Positions()
 
     def run(self, stop: threading.Event) -> None:
         topics = [*self.processor.service.handlers, retry_topic(self.name)]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("consuming %s as group %s", ", ".join(topics), self.name)
+        self.heartbeat.start()
         outage_wait = 1.0
         try:
             while not stop.is_set():
                 self._resume_due()
                 self._log_progress()
+                self.meters.sample_lag(self.consumer)
+                self._beat()
                 # A short wait: a full batch under load, and little added latency when quiet.
                 messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
                 records = [clients.to_record(m) for m in messages if not self._skip(m)]
@@ -71,6 +77,8 @@ class ConsumerLoop:
         finally:
             self._close_db()
             self.consumer.close()  # leaves the group at once, so partitions move on quickly
+            # Its row goes on a stop asked for; after a crash it stays, and shows as gone.
+            self.heartbeat.stop(remove=stop.is_set())
             log.info("consumer stopped", extra={"counts": dict(self.totals)})
 
     def _skip(self, msg: Message) -> bool:
@@ -82,6 +90,7 @@ class ConsumerLoop:
         return True
 
     def _process(self, records: list[Record]) -> None:
+        self.meters.polled(records)
         ready = self._hold_back_not_due(records)
         if not ready:
             return
@@ -108,21 +117,26 @@ class ConsumerLoop:
             )
         self.stats.update(counts)
         self.totals.update(counts)
-        for outcome, n in counts.items():
-            self.meters.records.add(n, {"service": self.name, "outcome": outcome})
-        self.meters.batch_seconds.record(time.monotonic() - started, {"service": self.name})
+        self.meters.committed(ready, counts, time.monotonic() - started)
 
     def lag(self) -> int:
         """Records on the assigned partitions not consumed yet (from cached watermarks)."""
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return 0
-        total = 0
-        for tp in self.consumer.position(assigned):
-            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                total += max(high - tp.offset, 0)
-        return total
+        return sum(p.lag or 0 for p in self.partitions())
+
+    def partitions(self) -> list[heartbeat.PartitionState]:
+        """Each assigned partition with its lag (None until an offset and watermark are
+        known) and whether it is paused for a retry that is not due."""
+        return self._positions.states(self.consumer, self._paused)
+
+    def _beat(self) -> None:
+        """Hand the heartbeat this instance's partitions and counts every few seconds; it
+        writes them from its own thread, so the loop never waits for the database here."""
+        if time.monotonic() < self._next_beat:
+            return
+        urgent = self._next_beat == 0.0  # the assignment changed
+        self._next_beat = time.monotonic() + heartbeat.EVERY_SECONDS
+        counts = dict.fromkeys(heartbeat.OUTCOMES, 0) | dict(self.totals)
+        self.heartbeat.report(heartbeat.Beat(counts, self.partitions()), urgent)
 
     def _log_progress(self) -> None:
         if time.monotonic() < self._next_progress:
@@ -181,10 +195,13 @@ class ConsumerLoop:
         # our note of why it was paused went with the revoke: start every assigned partition
         # flowing; a record that is still not due pauses it again.
         consumer.resume(partitions)
+        self._positions.forget()
+        self._next_beat = 0.0  # the new assignment shows in the next heartbeat
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._paused.pop((tp.topic, tp.partition), None)
+        self._next_beat = 0.0
 
     def _close_db(self) -> None:
         if self._conn is not None:

@@ -71,6 +71,12 @@ def publisher_headers(record: Record) -> Headers:
     return [(k, v) for k, v in record.headers if not h.is_runtime(k)]
 
 
+def replay_headers(record: Record) -> Headers:
+    """What a replay put on a record: kept through its retries and on its next dead letter, so
+    the dead-letter index can tell which letter took effect after replay, or failed again."""
+    return [(k, v) for k, v in record.headers if k.startswith(h.REPLAY_PREFIX)]
+
+
 def _text(pairs: list[tuple[str, object]]) -> Headers:
     return [(k, str(v).encode()) for k, v in pairs]
 
@@ -99,7 +105,7 @@ def as_retry(
     ]
     if first_failure_ms is not None:
         retry.append((h.RETRY_FIRST_FAILURE, first_failure_ms))
-    headers = publisher_headers(record) + _text(retry) + (extra or [])
+    headers = publisher_headers(record) + _text(retry) + replay_headers(record) + (extra or [])
     return Outgoing(retry_topic(service), record.key, record.value, headers)
 
 
@@ -130,6 +136,7 @@ def dead_letter(
     stage: str,
     now_ms: int,
     trace_id: str | None,
+    event_id: str | None = None,
 ) -> Outgoing:
     """The record on `<service>.dlq`: original bytes, and why, where from, how long it waited."""
     origin = Origin.of(record)
@@ -155,6 +162,8 @@ def dead_letter(
             (h.ERR_LAST_FAILURE, _iso(now_ms)),
             (h.ERR_WAITED, f"{(now_ms - first_failure) / 1000:.3f}"),
             (h.ERR_TRACE_ID, trace_id or ""),
+            *([(h.ERR_EVENT_ID, event_id)] if event_id else []),
         ]
     )
-    return Outgoing(dlq_topic(service), record.key, record.value, publisher_headers(record) + extra)
+    headers = publisher_headers(record) + extra + replay_headers(record)
+    return Outgoing(dlq_topic(service), record.key, record.value, headers)

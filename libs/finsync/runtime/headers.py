@@ -24,6 +24,7 @@ ERR_FIRST_FAILURE = "finsync.errors.first.failure"  # ISO-8601 UTC
 ERR_LAST_FAILURE = "finsync.errors.last.failure"
 ERR_WAITED = "finsync.errors.waited.seconds"  # first failure to dead letter
 ERR_TRACE_ID = "finsync.errors.trace.id"
+ERR_EVENT_ID = "finsync.errors.event.id"  # when the record decoded
 
 RETRY_ATTEMPTS = "finsync.retry.attempts"  # failed attempts so far
 RETRY_NOT_BEFORE = "finsync.retry.not-before"  # epoch ms
@@ -35,6 +36,8 @@ RETRY_TIMESTAMP = "finsync.retry.original.timestamp"
 RETRY_SEQ = "finsync.retry.seq"  # its place in its key's queue (see parking)
 RETRY_GENERATION = "finsync.retry.generation"  # bumped each time it is sent to retry again
 REPLAY_ID = "finsync.replay.id"
+REPLAY_DEAD_LETTER = "finsync.replay.dead-letter"  # the id of the indexed dead letter replayed
+REPLAY_PREFIX = "finsync.replay."
 
 # Headers finsync adds on the way; everything else on a record is the publisher's own.
 RUNTIME_PREFIXES = ("__connect.errors.", "finsync.errors.", "finsync.retry.", "finsync.replay.")

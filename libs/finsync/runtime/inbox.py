@@ -8,6 +8,7 @@ took effect). Conflicts are seen while the first document's row is kept: the ret
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -15,6 +16,7 @@ import psycopg
 from finsync.contract.events import Event
 from finsync.contract.fingerprint import Fingerprint, differing, fingerprint
 from finsync.errors import ConflictingResend
+from finsync.runtime import telemetry
 
 # One statement: insert what is new, and read what the inbox held before it (a statement does
 # not see its own inserts) for the documents of the events it did not insert: a redelivery
@@ -23,10 +25,12 @@ from finsync.errors import ConflictingResend
 _CLAIM = """
 WITH x AS (
     SELECT * FROM unnest(%(ids)b::uuid[], %(topics)b::text[], %(keys)b::text[],
-                         %(prints)b::bytea[], %(fields)b::bytea[]) AS x(e, t, d, f, fd)
+                         %(prints)b::bytea[], %(fields)b::bytea[], %(traces)b::text[])
+                  AS x(e, t, d, f, fd, tr)
 ), added AS (
-    INSERT INTO finsync.inbox (service, event_id, topic, document_key, fingerprint, field_digests)
-    SELECT %(service)s, e, t, d, f, fd FROM x
+    INSERT INTO finsync.inbox
+        (service, event_id, topic, document_key, fingerprint, field_digests, trace_id)
+    SELECT %(service)s, e, t, d, f, fd, tr FROM x
     ON CONFLICT DO NOTHING RETURNING event_id
 )
 SELECT event_id, NULL::text, NULL::bytea FROM added
@@ -53,15 +57,24 @@ class _Taken:
     fields: bytes | None = None  # read only when a conflict must name them
 
 
-def claim(conn: psycopg.Connection, service: str, events: list[Event]) -> Claim:
+def claim(
+    conn: psycopg.Connection,
+    service: str,
+    events: list[Event],
+    trace_ids: Sequence[str | None] | None = None,
+) -> Claim:
     """Record the events: those whose event and document were not seen before are fresh; one
     re-sent with other content than what took effect for its document is a conflict. In a
     batch, the first record of a document is the one that takes effect. One statement for the
-    whole batch, and one more only to name the fields of conflicts."""
+    whole batch, and one more only to name the fields of conflicts. Each row keeps its event's
+    trace id: `trace_ids` in the order of `events`, by default the current span's."""
     result = Claim()
     if not events:
         return result
     prints = [fingerprint(e) for e in events]
+    traces = [telemetry.current_trace_id()] * len(events) if trace_ids is None else list(trace_ids)
+    if len(traces) != len(events):
+        raise ValueError(f"{len(traces)} trace ids for {len(events)} events")
     rows = conn.execute(
         _CLAIM,
         {
@@ -71,6 +84,7 @@ def claim(conn: psycopg.Connection, service: str, events: list[Event]) -> Claim:
             "keys": [e.document_key for e in events],
             "prints": [p.digest for p in prints],
             "fields": [p.fields for p in prints],
+            "traces": traces,
         },
     ).fetchall()
     inserted = {r[0] for r in rows if r[1] is None}

@@ -12,13 +12,20 @@ from finsync.runtime.messages import Outgoing
 CHANNEL = "finsync_outbox"  # NOTIFY channel; the payload is the service name
 
 
-def add(conn: psycopg.Connection, service: str, messages: Sequence[Outgoing]) -> None:
+def add(
+    conn: psycopg.Connection,
+    service: str,
+    messages: Sequence[Outgoing],
+    returning: bool = False,
+) -> list[int]:
+    """Write the messages in order; with `returning`, their outbox ids, in the same order (one
+    round trip more: only batches that index dead letters ask for them)."""
     if not messages:
-        return
+        return []
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO finsync.outbox (service, topic, key, value, header_keys, header_values) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s)" + (" RETURNING id" if returning else ""),
             [
                 (
                     service,
@@ -30,7 +37,17 @@ def add(conn: psycopg.Connection, service: str, messages: Sequence[Outgoing]) ->
                 )
                 for m in messages
             ],
+            returning=returning,
         )
+        if not returning:
+            return []
+        ids = []
+        while True:
+            row = cur.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cur.nextset():
+                return ids
 
 
 def notify(conn: psycopg.Connection, service: str) -> None:

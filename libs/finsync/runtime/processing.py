@@ -17,7 +17,6 @@ from typing import Any
 
 import psycopg
 import pydantic
-from opentelemetry import trace
 
 from finsync.contract.events import Event
 from finsync.errors import (
@@ -27,7 +26,16 @@ from finsync.errors import (
     TransientError,
     UnexpectedError,
 )
-from finsync.runtime import db, failures, headers, inbox, outbox, parking, telemetry
+from finsync.runtime import (
+    db,
+    dead_letter_index,
+    failures,
+    headers,
+    inbox,
+    outbox,
+    parking,
+    telemetry,
+)
 from finsync.runtime.failures import RetryPolicy
 from finsync.runtime.messages import Headers, Outgoing, Record
 from finsync.runtime.serde import Serde
@@ -147,8 +155,13 @@ class BatchProcessor:
                 raise _Queued
             uow = None if isolate else self.service.bind(conn)
             events = [e for _, e, _ in decoded if e]
-            claim = inbox.Claim() if isolate else inbox.claim(conn, self.service.name, events)
+            # Each event's trace as its record carries it: its span starts only after the claim.
+            traces = [telemetry.trace_id_of(r.headers) for r, e, _ in decoded if e]
+            claim = (
+                inbox.Claim() if isolate else inbox.claim(conn, self.service.name, events, traces)
+            )
             fresh, conflicts = claim.fresh, claim.conflicts
+            settled = dead_letter_index.Settled(self.service.name)  # replayed letters done
             for record, event, error in decoded:
                 if event is None:
                     assert error is not None
@@ -164,15 +177,17 @@ class BatchProcessor:
                     counts[self._fail(record, event, conflict, "TASK_PUT", out, queues)] += 1
                 elif not isolate and event.event_id not in fresh:
                     counts["duplicate"] += 1
+                    settled.note(record, "duplicate")
                 else:
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                    counts[self._handle(conn, record, event, uow, queues, out)] += 1
+                    counts[self._handle(conn, record, event, uow, queues, out, settled)] += 1
                 if len(out) >= CHUNK:  # keep the database busy while Python goes on
                     _flush(uow)
-                    outbox.add(conn, self.service.name, out)
+                    dead_letter_index.publish(conn, self.service.name, out)  # outbox.add, +index
                     out = []
             _flush(uow)
-            outbox.add(conn, self.service.name, out)
+            dead_letter_index.publish(conn, self.service.name, out)
+            settled.write(conn)
             outbox.notify(conn, self.service.name)
         return counts
 
@@ -195,6 +210,7 @@ class BatchProcessor:
         uow: Any,
         queues: parking.Queues,
         out: list[Outgoing],
+        settled: dead_letter_index.Settled,
     ) -> str:
         """Apply one record: inside the batch's unit of work, or — when `uow` is None — in its
         key's order, in a savepoint with a unit of work of its own."""
@@ -203,19 +219,10 @@ class BatchProcessor:
             if place.parked is not None:
                 out.append(place.parked)
             return place.outcome
-        parent = telemetry.extract(record.headers)
-        attributes = {
-            "messaging.destination.name": record.topic,
-            "finsync.event_id": str(event.event_id),
-        }
-        with telemetry.tracer.start_as_current_span(
-            f"{event.TOPIC} process",
-            context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes=attributes,
-        ):
+        with telemetry.process_span(record, self.service.name, str(event.event_id)):
             if place is None:
                 out += self._take_effect(event, uow)
+                settled.note(record, "processed")
                 return "processed"
             try:
                 with conn.transaction():  # a savepoint: a failure rolls back this record only
@@ -224,12 +231,14 @@ class BatchProcessor:
                         raise claim.conflicts[event.event_id]  # dead-lettered below
                     if not claim.fresh:
                         queues.done(record, place.ticket)
+                        settled.note(record, "duplicate")
                         return "duplicate"
                     own = self.service.bind(conn)
                     published = self._take_effect(event, own)
                     _flush(own)
                     queues.done(record, place.ticket)
                 out += published
+                settled.note(record, "processed")
                 return "processed"
             except Exception as exc:
                 if db.is_outage(exc):
@@ -275,6 +284,7 @@ class BatchProcessor:
                 stage=stage,
                 now_ms=now,
                 trace_id=telemetry.current_trace_id(),
+                event_id=str(event.event_id) if event else None,
             )
         out.append(message)
         outcome = "retried" if due is not None else "dead-lettered"

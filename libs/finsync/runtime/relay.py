@@ -13,8 +13,19 @@ import time
 
 import psycopg
 
+from finsync.contract.topics import dlq_topic
 from finsync.errors import Outage
-from finsync.runtime import clients, db, faults, inbox, outbox, telemetry
+from finsync.runtime import (
+    clients,
+    db,
+    dead_letter_index,
+    faults,
+    heartbeat,
+    inbox,
+    metrics,
+    outbox,
+    telemetry,
+)
 from finsync.settings import Settings
 
 log = logging.getLogger("finsync.relay")
@@ -29,10 +40,17 @@ class Relay:
         self.settings = settings
         self.producer = clients.producer(settings, f"{service}-relay")
         self.sent = 0
+        self.refused = 0
+        self._dlq = dlq_topic(service)
         self._wait = 1.0  # seconds before reconnecting after an outage
-        self.meters = telemetry.Meters()
+        self.meters = metrics.RelayMeters(service)
+        self._heartbeat: heartbeat.Heartbeat | None = None  # a service's relay only, not drain()
+        self._active: bool | None = None
 
     def run(self, stop: threading.Event) -> None:
+        self._heartbeat = heartbeat.Heartbeat(self.settings, self.service, "relay")
+        self._beat(active=False)  # before its first write: standing by until it has the lock
+        self._heartbeat.start()
         while not stop.is_set():
             try:
                 self._run_connected(stop)
@@ -41,7 +59,15 @@ class Relay:
                 stop.wait(self._wait)
                 self._wait = min(self._wait * 2, 30.0)
         self.producer.flush(10)
+        self._heartbeat.stop()  # a clean stop only: a relay that dies of an error shows as gone
         log.info("relay stopped", extra={"sent": self.sent})
+
+    def _beat(self, active: bool) -> None:
+        """Active: this relay holds its service's lock and publishes; else it stands by."""
+        if self._heartbeat is not None:
+            counts = {"published": self.sent, "refused": self.refused}
+            self._heartbeat.report(heartbeat.Beat(counts, active=active), active != self._active)
+            self._active = active
 
     def _run_connected(self, stop: threading.Event) -> None:
         with db.connect(self.settings, autocommit=True) as conn:
@@ -51,10 +77,12 @@ class Relay:
                 if stop.is_set():
                     return  # never active, so nothing of ours to drain
                 log.info("another relay for %s is active; standing by", self.service)
+                self._beat(active=False)
                 stop.wait(5)
             next_prune = 0.0
             while not stop.is_set():
                 sent = self.publish_pending(conn)
+                self._beat(active=True)
                 if time.monotonic() >= next_prune:
                     self._prune(conn)
                     next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
@@ -90,10 +118,26 @@ class Relay:
         batch = outbox.pending(conn, self.service, BATCH)
         if not batch:
             return 0
-        outcomes = clients.deliver(self.producer, [item.message for item in batch])
+        messages = [item.message for item in batch]
+        spans = telemetry.send_spans(messages)
+        delivered = clients.deliveries(self.producer, messages)
+        outcomes = [d.error for d in delivered]
+        errors = [None if err is None else err.name() for err in outcomes]
+        telemetry.end_send_spans(spans, errors)
+        self.meters.sent(messages, errors)
         faults.pause_at(faults.BEFORE_MARK_SENT)
         sent = [item.id for item, err in zip(batch, outcomes, strict=True) if err is None]
-        outbox.mark_sent(conn, sent)
+        letters = [  # where Kafka put each dead letter, for the dead-letter index
+            (item.id, d.partition, d.offset)
+            for item, d in zip(batch, delivered, strict=True)
+            if d.error is None and item.message.topic == self._dlq
+        ]
+        if letters:  # their places on the topic, in the transaction that marks them sent
+            with conn.transaction():
+                outbox.mark_sent(conn, sent)
+                dead_letter_index.stamp(conn, letters)
+        else:
+            outbox.mark_sent(conn, sent)
         self.sent += len(sent)
         self.meters.published.add(len(sent), {"service": self.service})
         refused = [
@@ -111,6 +155,7 @@ class Relay:
                 extra={"outbox_id": item.id, "topic": item.message.topic},
             )
         outbox.mark_failed(conn, [(item.id, err.str()) for item, err in refused])
+        self.refused += len(refused)
         unanswered = [
             err for err in outcomes if err is not None and err.code() not in clients.REJECTED
         ]

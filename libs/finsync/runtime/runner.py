@@ -18,7 +18,7 @@ from typing import Any
 
 from finsync.contract.topics import SERVICES
 from finsync.errors import Outage
-from finsync.runtime import db, telemetry
+from finsync.runtime import db, metrics, telemetry
 from finsync.runtime.consumer import ConsumerLoop
 from finsync.runtime.failures import RetryPolicy
 from finsync.runtime.processing import BatchProcessor
@@ -56,7 +56,8 @@ def run(name: str, settings: Settings | None = None) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = settings or Settings.from_env()
     service = load(name)
-    telemetry.setup(service.name, settings.log_level)
+    port = settings.metrics_port(service.name)
+    telemetry.setup(service.name, settings.log_level, port, settings.metrics_host)
     if stop.is_set():
         return
     if not _wait_for_database(settings, stop):
@@ -137,7 +138,9 @@ def _wait_for_database(settings: Settings, stop: threading.Event) -> bool:
 
 def _relay_main(name: str, settings: Settings, parent: int) -> None:
     _die_with_parent(parent)
-    telemetry.setup(name, settings.log_level)
+    # Its own /metrics, next to its service's: it counts what it publishes, in its own process.
+    port = metrics.relay_port(settings.metrics_port(name))
+    telemetry.setup(name, settings.log_level, port, settings.metrics_host)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the consumer; it tells us
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,8 +1,9 @@
 """JSON logs and W3C trace context carried in Kafka headers.
 
-A consumed record's `traceparent` becomes the parent of the span that handles it, and every
-message the handler publishes carries that span's context on, so one trace runs from the
-publisher through every service.
+A consumed record's `traceparent` becomes the parent of the span that handles it
+(`process <topic>`), and every message the handler publishes carries that span's context on,
+so one trace runs from the publisher through every service; the relay's `send <topic>` spans
+hang below it. Span attributes follow OpenTelemetry's messaging semantic conventions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,16 +21,22 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from finsync.runtime.messages import Headers
+from finsync.runtime import metrics as finsync_metrics
+from finsync.runtime.messages import Headers, Outgoing, Record
 
 _propagator = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("finsync")
+_exporting_spans = False  # set by setup() when spans go somewhere
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,34 +74,27 @@ def json_logs(level: str = "INFO", file: Path | None = None) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-def setup(service: str, level: str = "INFO") -> None:
+def setup(
+    service: str,
+    level: str = "INFO",
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
+) -> None:
+    """Logs, spans and metrics of one process. With `metrics_port`, its metrics are read by
+    Prometheus: served on that port (0: not served; the console mounts them itself)."""
+    global _exporting_spans
     json_logs(level)
     resource = Resource.create({"service.name": service})
     provider = TracerProvider(resource=resource)
-    readers = []
+    readers: list[MetricReader] = []
+    if metrics_port is not None:
+        readers.append(finsync_metrics.prometheus_reader(metrics_port, metrics_host))
     if os.environ.get("FINSYNC_OTEL_EXPORTER") == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        _exporting_spans = True
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr)))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-
-
-class Meters:
-    """The service's metrics (OpenTelemetry): made after setup(), so they use its provider."""
-
-    def __init__(self) -> None:
-        meter = metrics.get_meter("finsync")
-        self.records = meter.create_counter(
-            "finsync.records",
-            description="records consumed, by outcome: processed, duplicate, "
-            "retried, dead-lettered",
-        )
-        self.batch_seconds = meter.create_histogram(
-            "finsync.batch.duration", unit="s", description="one batch, consumed to committed"
-        )
-        self.published = meter.create_counter(
-            "finsync.outbox.published", description="messages the relay published"
-        )
 
 
 def extract(headers: Headers) -> otel_context.Context:
@@ -114,3 +116,67 @@ def inject() -> Headers:
 def current_trace_id() -> str | None:
     span = trace.get_current_span().get_span_context()
     return format(span.trace_id, "032x") if span.is_valid else None
+
+
+def trace_id_of(headers: Headers) -> str | None:
+    """The trace id a record's `traceparent` header carries, if any."""
+    span = trace.get_current_span(extract(headers)).get_span_context()
+    return format(span.trace_id, "032x") if span.is_valid else None
+
+
+def _messaging(topic: str, operation: str) -> dict[str, Any]:
+    return {
+        "messaging.system": finsync_metrics.SYSTEM,
+        "messaging.destination.name": topic,
+        "messaging.operation.name": operation,
+        "messaging.operation.type": operation,
+    }
+
+
+def process_span(
+    record: Record, group: str, message_id: str | None, using: trace.Tracer = tracer
+) -> AbstractContextManager[trace.Span]:
+    """The span of one record's processing, a child of the context its headers carry."""
+    attributes = _messaging(record.topic, "process")
+    attributes["messaging.destination.partition.id"] = str(record.partition)
+    attributes["messaging.kafka.offset"] = record.offset
+    attributes["messaging.consumer.group.name"] = group
+    if message_id is not None:
+        attributes["messaging.message.id"] = message_id
+    return using.start_as_current_span(
+        f"process {record.topic}",
+        context=extract(record.headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+    )
+
+
+def send_spans(messages: Sequence[Outgoing], using: trace.Tracer | None = None) -> list[trace.Span]:
+    """One span per message the relay produces, each a child of the span that wrote it to the
+    outbox (its headers). End them with end_send_spans once Kafka has answered. Made only
+    where spans are exported (or for `using`): they carry nothing on to the consumer (the
+    message's trace context was fixed when it was written), so unseen they would only cost."""
+    if using is None:
+        if not _exporting_spans:
+            return []
+        using = tracer
+    return [
+        using.start_span(
+            f"send {m.topic}",
+            context=extract(m.headers),
+            kind=trace.SpanKind.PRODUCER,
+            attributes=_messaging(m.topic, "send"),
+        )
+        for m in messages
+    ]
+
+
+def end_send_spans(spans: Sequence[trace.Span], errors: Sequence[str | None]) -> None:
+    """Kafka's answer per message: None where it took it, else the error's name."""
+    if not spans:  # none were made
+        return
+    for span, error in zip(spans, errors, strict=True):
+        if error is not None:
+            span.set_attribute("error.type", error)
+            span.set_status(trace.StatusCode.ERROR)
+        span.end()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import sys
 from datetime import date
+from pathlib import Path
 
 from rich.console import Console
 
+from finsync.console import background
 from finsync.contract.topics import SERVICES
 from finsync.reference.erp import recognition
 from finsync.runtime import db, telemetry
@@ -35,6 +37,22 @@ def say(text: str) -> None:
     console.print(f"[dim]·[/dim] {text}")
 
 
+def start_console(settings: Settings, logs: Path) -> str | None:
+    """The ops console, left running after the demo; how to sign in, or why it is not there."""
+    try:
+        secret = background.ensure_demo_user(settings)
+        address = background.ensure_running(settings, logs / "console.log")
+    except RuntimeError as exc:
+        say(f"[yellow]the ops console did not start[/yellow]: {exc}")
+        return None
+    note = (
+        f"ops console at {address} (it stays up until `make down`): sign in as "
+        f"{background.DEMO_USER}, the password is in {secret}"
+    )
+    say(note)
+    return note
+
+
 def main() -> int:
     settings = Settings.from_env()
     seed = int(os.environ.get("FINSYNC_DEMO_SEED", "7"))
@@ -45,6 +63,7 @@ def main() -> int:
     env = {k: os.environ.get(k, default) for k, default in DEMO_ENV.items()}  # yours win
     services = [ServiceProcess(name, logs, env) for name in SERVICES]
     console.rule(f"[bold]finsync demo[/bold] — order to cash, seed {seed}")
+    ops_console = start_console(settings, logs)
     try:
         for service in services:
             service.start(wait=False)
@@ -61,6 +80,8 @@ def main() -> int:
                 "month(s) of deferred revenue, one journal per legal entity, currency and month"
             )
         ok = summary.print_summary(console, settings, outcome)
+        if ops_console:
+            say(ops_console)
     finally:
         for service in services:
             if service.proc is not None:

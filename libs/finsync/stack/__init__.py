@@ -3,16 +3,18 @@
 `up` is idempotent and waits until every part answers; then the database is migrated, the
 topics created and the schemas registered, so services can start at once.
 FINSYNC_STACK_SECURITY=scram-tls starts it with TLS and passwords (finsync.stack.security).
+Prometheus, scraping the services, is an optional part (`up(..., with_prometheus=True)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from finsync.console import background
 from finsync.runtime import db, provision
 from finsync.runtime.serde import registry_client
 from finsync.settings import Settings
-from finsync.stack import kafka, postgres, registry, security
+from finsync.stack import kafka, postgres, prometheus, registry, security
 from finsync.stack.process import StackError
 
 PARTS = (("postgres", postgres), ("registry", registry), ("kafka", kafka))
@@ -23,8 +25,10 @@ def clients(settings: Settings) -> Settings:
     return security.client_settings(settings, registry.url(settings))
 
 
-def up(settings: Settings, say: Callable[[str], None] = print) -> Settings:
-    """Start the stack; returns the settings its clients need."""
+def up(
+    settings: Settings, say: Callable[[str], None] = print, with_prometheus: bool = False
+) -> Settings:
+    """Start the stack (and Prometheus, if asked); returns the settings its clients need."""
     security.claim(settings, running=registry.running(settings) or kafka.running(settings))
     if security.enabled(settings):
         security.ensure(settings, say)
@@ -40,13 +44,15 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> Settings:
         raise StackError(
             "schemas not registered:\n" + "\n".join(f"  {p.subject}: {p.reason}" for p in problems)
         )
+    if with_prometheus:
+        prometheus.start(settings, say)
     return settings
 
 
 def down(settings: Settings) -> None:
     """Stop every part, even when one of them fails to stop."""
     failed = []
-    for name, part in reversed(PARTS):
+    for name, part in [("console", background), ("prometheus", prometheus), *reversed(PARTS)]:
         try:
             part.stop(settings)
         except (StackError, OSError) as exc:
@@ -60,7 +66,10 @@ def status(settings: Settings) -> list[tuple[str, bool, str]]:
         never = f"not started with FINSYNC_STACK_SECURITY={security.SCRAM_TLS} in this home yet"
         return [(name, False, never) for name, _ in PARTS]
     settings = clients(settings)
-    return [(name, *part.status(settings)) for name, part in PARTS]
+    parts = [(name, *part.status(settings)) for name, part in PARTS]
+    if prometheus.wanted(settings):  # optional: shown only while it is meant to run
+        parts.append(("prometheus", *prometheus.status(settings)))
+    return parts
 
 
 def exports(settings: Settings) -> list[str]:

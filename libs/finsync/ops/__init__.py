@@ -1,0 +1,1 @@
+"""What SREs and finance ops look at: dead letters, replays, lineage, health."""

@@ -1,0 +1,69 @@
+"""The operators' audit trail, `finsync.ops_audit`: who did what to which target, and why.
+
+Targets are strings such as `dead-letter:42`; the detail is JSON (a reason, a note, a replay's
+id). Rows are only ever added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def letter(id_: int) -> str:
+    """The audit target of a dead letter of the index."""
+    return f"dead-letter:{id_}"
+
+
+def record(
+    conn: psycopg.Connection,
+    actor: str,
+    action: str,
+    target: str,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    record_many(conn, actor, action, [target], [detail or {}])
+
+
+def record_many(
+    conn: psycopg.Connection,
+    actor: str,
+    action: str,
+    targets: Sequence[str],
+    details: Sequence[Mapping[str, Any]],
+) -> None:
+    """One row per target, in one statement."""
+    if not targets:
+        return
+    if not actor.strip():
+        raise ValueError("an audited action needs an actor: who takes it")
+    conn.execute(
+        "INSERT INTO finsync.ops_audit (actor, action, target, detail) "
+        "SELECT %s, %s, t, d FROM unnest(%s::text[], %s::jsonb[]) AS x(t, d)",
+        (actor, action, list(targets), [Jsonb(dict(d)) for d in details]),
+    )
+
+
+def for_target(conn: psycopg.Connection, target: str) -> list[Entry]:
+    """Everything done to `target`, oldest first."""
+    rows = conn.execute(
+        "SELECT id, at, actor, action, target, detail FROM finsync.ops_audit "
+        "WHERE target = %s ORDER BY id",
+        (target,),
+    ).fetchall()
+    return [Entry(*r) for r in rows]

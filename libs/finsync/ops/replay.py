@@ -1,0 +1,264 @@
+"""Replay dead letters from the index: each goes back through `<service>.retry` with its
+original key (so the same partition), value and publisher headers, due at once with fresh
+attempts, carrying the replay's id and the letter's id (`finsync.replay.id`,
+`finsync.replay.dead-letter`). No topic is read: the index keeps the bytes.
+
+Every replay is audited before anything is sent (`finsync.replay_audit`, outcome
+'intended', and `finsync.ops_audit` with the reason), each letter's outcome as soon as Kafka
+answers, so an interrupted replay still shows what it meant to do and how far it got. A sent
+letter goes from open to replayed; the service resolves it once its record takes effect.
+
+The loop guard: a letter whose content was replayed and failed again `FINSYNC_REPLAY_MAX`
+times is refused, as is one resolved already, unless forced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import psycopg
+
+from finsync.contract.topics import retry_topic
+from finsync.ops import audit
+from finsync.ops.dead_letters import LETTER_COLUMNS, Letter, Query, where
+from finsync.runtime import clients, db
+from finsync.runtime.dlq import replay_message
+from finsync.runtime.failures import Origin
+from finsync.runtime.messages import Outgoing
+from finsync.settings import Settings
+
+MAX_CHUNK = 500  # letters sent, then audited, together
+
+
+@dataclass(frozen=True)
+class Result:
+    letter: Letter
+    outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's answer>
+
+
+@dataclass(frozen=True)
+class Replay:
+    replay_id: str
+    results: list[Result]
+    more: bool = False  # the filter matched more letters than the limit took
+
+
+def refusal(letter: Letter, max_replays: int, force: bool) -> str | None:
+    """Why a letter is not replayed, or None: it is."""
+    if force:
+        return None
+    if letter.status == "resolved":
+        return "resolved already; force to replay it anyway"
+    if letter.replays >= max_replays:
+        return (
+            f"its content was replayed and failed again {letter.replays} time(s) "
+            f"(FINSYNC_REPLAY_MAX={max_replays}): mend the cause, then force"
+        )
+    return None
+
+
+def chunk_size(rate_per_second: float) -> int:
+    """Letters per chunk: about one second's worth at the rate, so the rate holds per second."""
+    if rate_per_second <= 0:
+        return MAX_CHUNK
+    return max(1, min(MAX_CHUNK, int(rate_per_second)))
+
+
+def select(
+    conn: psycopg.Connection,
+    ids: Sequence[int] | None = None,
+    query: Query | None = None,
+    limit: int = 10000,
+) -> tuple[list[Letter], bool]:
+    """The letters to replay, the first to fail first (a key's records go back in their order):
+    by id, or by filter (open letters unless the filter names a status). Returns (letters,
+    whether more matched than `limit`)."""
+    if (ids is None) == (query is None):
+        raise ValueError("replay either letters by id or a filter, not both or neither")
+    if ids is not None:
+        rows = conn.execute(
+            f"SELECT {LETTER_COLUMNS} FROM finsync.dead_letters WHERE id = ANY(%s) "
+            "ORDER BY failed_at, id",
+            (list(ids),),
+        ).fetchall()
+        letters = [Letter(*r) for r in rows]
+        missing = sorted(set(ids) - {x.id for x in letters})
+        if missing:
+            raise LookupError(f"no dead letter {', '.join(map(str, missing))} in the index")
+        return letters, False
+    assert query is not None
+    condition, params = where(query if query.status else replace(query, status="open"))
+    rows = conn.execute(
+        f"SELECT {LETTER_COLUMNS} FROM finsync.dead_letters WHERE {condition} "
+        "ORDER BY failed_at, id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    return [Letter(*r) for r in rows[:limit]], len(rows) > limit
+
+
+def replay(
+    settings: Settings,
+    *,
+    reason: str,
+    actor: str,
+    ids: Sequence[int] | None = None,
+    query: Query | None = None,
+    dry_run: bool = False,
+    rate_per_second: float = 50.0,
+    force: bool = False,
+    limit: int = 10000,
+    progress: Callable[[int], None] = lambda _: None,
+) -> Replay:
+    """Replay letters by id or by filter, at most `rate_per_second` (0: as fast as Kafka
+    takes them); `progress` is told how many are done after each chunk."""
+    if not reason.strip():
+        raise ValueError("a replay needs a reason: why these letters should go through now")
+    if not actor.strip():
+        raise ValueError("a replay needs an actor: who replays")
+    replay_id = str(uuid.uuid4())
+    with db.connect(settings, autocommit=True) as conn:
+        letters, more = select(conn, ids, query, limit)
+        refused = {x.id: why for x in letters if (why := refusal(x, settings.replay_max, force))}
+        outcomes = {
+            x.id: f"refused: {refused[x.id]}"
+            if x.id in refused
+            else ("would-replay" if dry_run else "intended")
+            for x in letters
+        }
+        rows = _intent(conn, replay_id, actor, reason, letters, outcomes, dry_run)
+        if dry_run:
+            progress(len(letters))
+        else:
+            sending = [x for x in letters if x.id not in refused]
+            sender = _Sender(settings, conn, replay_id, rows, outcomes)
+            sender.send(sending, rate_per_second, progress, done=len(refused))
+    return Replay(replay_id, [Result(x, outcomes[x.id]) for x in letters], more)
+
+
+def _intent(
+    conn: psycopg.Connection,
+    replay_id: str,
+    actor: str,
+    reason: str,
+    letters: list[Letter],
+    outcomes: dict[int, str],
+    dry_run: bool,
+) -> dict[int, int]:
+    """Audit rows for every letter, in one transaction, before anything is sent; returns the
+    replay_audit row of each letter."""
+    ids = [x.id for x in letters]
+    with conn.transaction():
+        rows = conn.execute(
+            "INSERT INTO finsync.replay_audit (replay_id, replayed_by, service, dlq_topic, "
+            "dlq_partition, dlq_offset, message_key, event_id, error_class, target_topic, "
+            "dry_run, outcome, dead_letter_id, finished_at) "
+            "SELECT %s, %s, d.service, d.dlq_topic, d.dlq_partition, d.dlq_offset, "
+            "d.message_key, d.event_id, d.error_class, x.target, %s, x.outcome, d.id, "
+            "CASE WHEN x.outcome = 'intended' THEN NULL ELSE now() END "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "AS x(id, outcome, target, n) JOIN finsync.dead_letters d ON d.id = x.id "
+            "ORDER BY x.n RETURNING id, dead_letter_id",
+            (
+                replay_id,
+                actor,
+                dry_run,
+                ids,
+                [outcomes[i] for i in ids],
+                [retry_topic(x.service) for x in letters],
+            ),
+        ).fetchall()
+        refused = [i for i in ids if outcomes[i].startswith("refused")]
+        taken = [i for i in ids if i not in set(refused)]
+        for action, chosen in (
+            ("replay-dry-run" if dry_run else "replay", taken),
+            ("replay-refused", refused),
+        ):
+            details = [
+                {"replay_id": replay_id, "reason": reason, "outcome": outcomes[i]} for i in chosen
+            ]
+            audit.record_many(conn, actor, action, [audit.letter(i) for i in chosen], details)
+    return {letter: row for row, letter in rows}
+
+
+class _Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        conn: psycopg.Connection,
+        replay_id: str,
+        rows: dict[int, int],
+        outcomes: dict[int, str],
+    ) -> None:
+        self.settings, self.conn, self.replay_id = settings, conn, replay_id
+        self.rows, self.outcomes = rows, outcomes
+
+    def send(
+        self,
+        letters: list[Letter],
+        rate_per_second: float,
+        progress: Callable[[int], None],
+        done: int,
+    ) -> None:
+        """Chunk by chunk: produce, wait for Kafka's answers, record them, keep the rate."""
+        if not letters:
+            return
+        producer = clients.producer(self.settings, "finsync-dlq-replay")
+        size = chunk_size(rate_per_second)
+        for start in range(0, len(letters), size):
+            began = time.monotonic()
+            chunk = [x.id for x in letters[start : start + size]]
+            messages = _messages(self.conn, self.replay_id, chunk)
+            answers = clients.deliveries(producer, [messages[i] for i in chunk], timeout=30)
+            for i, answer in zip(chunk, answers, strict=True):
+                error = answer.error
+                self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
+            _record_outcomes(self.conn, self.rows, self.outcomes, chunk)
+            done += len(chunk)
+            progress(done)
+            if rate_per_second > 0 and start + size < len(letters):
+                pause = len(chunk) / rate_per_second - (time.monotonic() - began)
+                if pause > 0:
+                    time.sleep(pause)
+
+
+def _messages(conn: psycopg.Connection, replay_id: str, ids: list[int]) -> dict[int, Outgoing]:
+    rows = conn.execute(
+        "SELECT id, service, key, value, header_keys, header_values, source_topic, "
+        "source_partition, source_offset, source_timestamp FROM finsync.dead_letters "
+        "WHERE id = ANY(%s)",
+        (ids,),
+    ).fetchall()
+    messages = {}
+    for id_, service, key, value, keys, values, topic, partition, offset, stamp in rows:
+        origin = Origin(topic, partition, offset, _ms(stamp), 0, None)
+        headers = list(zip(keys, values, strict=True))
+        messages[id_] = replay_message(service, key, value, headers, origin, replay_id, id_)
+    return messages
+
+
+def _ms(at: datetime | None) -> int:
+    return int(at.timestamp() * 1000) if at is not None else 0
+
+
+def _record_outcomes(
+    conn: psycopg.Connection, rows: dict[int, int], outcomes: dict[int, str], ids: list[int]
+) -> None:
+    """Each letter's outcome, and the sent ones open -> replayed (rows locked in id order, as
+    the runtime locks them when it resolves)."""
+    sent = sorted(i for i in ids if outcomes[i] == "replayed")
+    with conn.transaction():
+        conn.execute(
+            "UPDATE finsync.replay_audit a SET outcome = x.outcome, finished_at = now() "
+            "FROM unnest(%s::bigint[], %s::text[]) AS x(id, outcome) WHERE a.id = x.id",
+            ([rows[i] for i in ids], [outcomes[i] for i in ids]),
+        )
+        conn.execute(
+            "UPDATE finsync.dead_letters SET status = 'replayed', updated_at = now() "
+            "WHERE id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s) "
+            "AND status = 'open' ORDER BY id FOR UPDATE)",
+            (sent,),
+        )
