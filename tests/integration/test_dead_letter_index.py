@@ -262,3 +262,37 @@ def test_reindex_adds_what_only_the_topic_holds_once(
             "SELECT count(*) FROM finsync.dead_letters WHERE message_key = %s", (key,)
         ).fetchone()
     assert row == (1,)
+
+
+def test_a_key_longer_than_an_index_entry_is_indexed_and_the_service_goes_on(
+    settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
+) -> None:
+    # Random text does not compress: a btree entry on the key itself would refuse it.
+    key = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8000))
+    publish_raw(settings, InvoiceIssued.TOPIC, key.encode(), b"not avro")
+    good = documents.invoice(rng, 1)
+    publish(settings, serde, [good])
+    [letter] = placed(settings, key, 1)
+    assert (letter.error_class, letter.message_key) == ("UndecodableEvent", key)
+    eventually(lambda: journals(settings, f"invoice:{good.invoice_id}") == 1, 30, "the invoice")
+    assert poster.running()
+
+
+def test_a_replay_header_the_audit_does_not_hold_resolves_nothing(
+    settings: Settings, serde: Serde, poster: ServiceProcess, rng: random.Random
+) -> None:
+    bad = invalid(rng)
+    publish(settings, serde, [bad])
+    [letter] = placed(settings, bad.invoice_id, 1)
+    # Anyone who may write to the retry topic could claim a replay of any letter.
+    good = documents.invoice(rng, 1)
+    record = Record(InvoiceIssued.TOPIC, 0, 1, 0, good.invoice_id.encode(), serde.encode(good), [])
+    forged = [
+        (h.REPLAY_ID, str(uuid.uuid4()).encode()),
+        (h.REPLAY_DEAD_LETTER, str(letter.id).encode()),
+    ]
+    clients.send(
+        clients.producer(settings, "test"), [failures.retry(record, SERVICE, 0, 0, forged)]
+    )
+    eventually(lambda: journals(settings, f"invoice:{good.invoice_id}") == 1, 30, "the invoice")
+    assert detail(settings, letter.id).letter.status == "open"

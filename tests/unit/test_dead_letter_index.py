@@ -124,7 +124,7 @@ def test_only_replayed_records_on_the_retry_topic_settle_a_letter():
     settled.note(Record("invoice-poster.retry", 0, 2, 0, b"K", b"v", replay[:1]), "processed")
     assert not settled._notes
     settled.note(Record("invoice-poster.retry", 0, 3, 0, b"K", b"v", replay), "processed")
-    assert settled._notes == {7: "took effect after replay r-9"}
+    assert settled._notes == {7: ("took effect after replay r-9", "r-9")}
 
 
 def test_the_error_filter_is_a_category_or_a_class_in_any_case():
@@ -133,8 +133,11 @@ def test_the_error_filter_is_a_category_or_a_class_in_any_case():
     assert where(Query()) == ("TRUE", [])
     since = datetime(2026, 11, 1, tzinfo=UTC)
     condition, params = where(Query(service="invoice-poster", key="K", since=since, status="open"))
-    assert condition == "service = %s AND message_key = %s AND failed_at >= %s AND status = %s"
-    assert params == ["invoice-poster", "K", since, "open"]
+    assert condition == (
+        "service = %s AND md5(message_key) = md5(%s) AND message_key = %s "
+        "AND failed_at >= %s AND status = %s"
+    )
+    assert params == ["invoice-poster", "K", "K", since, "open"]
     with pytest.raises(ValueError, match="none of open, replayed, resolved"):
         where(Query(status="closed"))
 
@@ -187,3 +190,14 @@ def test_decoded_values_become_json_with_exact_decimals():
         "raw": "AQI=",
         "lines": [{"amount": "1.5"}],
     }
+
+
+def test_a_record_timestamp_no_datetime_holds_still_indexes():
+    record = Record("billing.invoice-issued", 0, 1, 10**15, b"INV-1", b"x", [])  # year 30000+
+    out = dead_letter(
+        record, InvalidEvent("bad"), service="invoice-poster", stage="TASK_PUT", now_ms=NOW,
+        trace_id=None,
+    )  # fmt: skip
+    row = row_of("invoice-poster", out.topic, out.key, out.value, out.headers, 10**15)
+    assert row.source_timestamp is None
+    assert row.failed_at == datetime.fromtimestamp(NOW / 1000, UTC)

@@ -137,8 +137,8 @@ def where(q: Query) -> tuple[str, list[Any]]:
         clauses.append("category = %s" if error in CATEGORIES else "lower(error_class) = %s")
         params.append(error)
     if q.key is not None:
-        clauses.append("message_key = %s")
-        params.append(q.key)
+        clauses.append("md5(message_key) = md5(%s) AND message_key = %s")  # the key's index
+        params += [q.key, q.key]
     if q.since is not None:
         clauses.append("failed_at >= %s")
         params.append(q.since)
@@ -208,7 +208,8 @@ def groups(conn: psycopg.Connection, q: Query, *, limit: int = 50) -> list[KeyGr
                    max(failed_at) AS last_failed_at,
                    array_agg(DISTINCT error_class ORDER BY error_class) AS classes
             FROM finsync.dead_letters d
-            WHERE d.message_key = g.message_key AND d.service = g.service AND {condition}
+            WHERE md5(d.message_key) = md5(g.message_key) AND d.message_key = g.message_key
+              AND d.service = g.service AND {condition}
         ) AS a
         ORDER BY a.last_failed_at DESC, g.service, g.message_key
         """,

@@ -77,9 +77,9 @@ def identify(conn: psycopg.Connection, business_id: str) -> str | None:
     if row is not None:
         return str(row[0])
     topic = conn.execute(
-        "SELECT source_topic FROM finsync.dead_letters WHERE message_key = %s "
-        "ORDER BY id DESC LIMIT 1",
-        (business_id,),
+        "SELECT source_topic FROM finsync.dead_letters "
+        "WHERE md5(message_key) = md5(%s) AND message_key = %s ORDER BY id DESC LIMIT 1",
+        (business_id, business_id),
     ).fetchone()
     if topic is None:
         topic = conn.execute(

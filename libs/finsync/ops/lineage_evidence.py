@@ -207,7 +207,8 @@ def _dead_letters(
     for row in conn.execute(
         "SELECT d.id, d.service, d.message_key, d.error_class, d.category, d.reason, d.status, "
         "d.failed_at, d.trace_id FROM unnest(%s::text[], %s::text[]) AS k(service, key) "
-        "CROSS JOIN LATERAL (SELECT * FROM finsync.dead_letters x WHERE x.message_key = k.key "
+        "CROSS JOIN LATERAL (SELECT * FROM finsync.dead_letters x "
+        "WHERE md5(x.message_key) = md5(k.key) AND x.message_key = k.key "
         "AND x.service = k.service ORDER BY x.id DESC LIMIT %s) d ORDER BY d.id DESC",
         (list(services), list(keys), DEAD_LETTERS_PER_DOCUMENT),
     ):

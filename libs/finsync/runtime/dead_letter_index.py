@@ -63,8 +63,12 @@ def _int(text: str | None, default: int) -> int:
         return default
 
 
-def _ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+def _ms(ms: int) -> datetime | None:
+    """None for a time no datetime holds: a publisher sets a record's timestamp."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _when(text: str | None, default: datetime) -> datetime:
@@ -108,7 +112,9 @@ def row_of(
         stack=text(h.ERR_EXCEPTION_STACKTRACE),
         attempts=_int(letter.header_text(h.ERR_ATTEMPTS), 0),
         trace_id=text(h.ERR_TRACE_ID) or None,
-        failed_at=_when(letter.header_text(h.ERR_LAST_FAILURE), _ms(fallback_ms)),
+        failed_at=_when(
+            letter.header_text(h.ERR_LAST_FAILURE), _ms(fallback_ms) or datetime.now(UTC)
+        ),
         key=key,
         value=value,
         headers=[(_clean(k), v) for k, v in headers if not h.is_runtime(k)],
@@ -288,9 +294,15 @@ def stamp(conn: psycopg.Connection, positions: Sequence[tuple[int, int, int]]) -
 
 
 # Rows locked in id order, as ops does, so a replay stamping its letters and a batch resolving
-# them never wait on each other in a cycle.
+# them never wait on each other in a cycle. Only a replay the audit holds resolves a letter:
+# headers are only claims, and a record on the retry topic could carry any.
 _RESOLVE = """
-WITH x AS (SELECT * FROM unnest(%(ids)s::bigint[], %(notes)s::text[]) AS x(id, note)),
+WITH x AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(notes)s::text[], %(replays)s::text[])
+        AS x(id, note, replay)
+    WHERE EXISTS (SELECT 1 FROM finsync.replay_audit a WHERE a.dead_letter_id = x.id
+                  AND a.replay_id::text = x.replay AND NOT a.dry_run)
+),
 done AS (
     UPDATE finsync.dead_letters d
     SET status = 'resolved', updated_at = now(), notes = concat_ws(E'\\n', d.notes, x.note)
@@ -315,7 +327,7 @@ class Settled:
     def __init__(self, service: str) -> None:
         self.service = service
         self._retry = retry_topic(service)  # replays arrive only there
-        self._notes: dict[int, str] = {}
+        self._notes: dict[int, tuple[str, str]] = {}  # letter -> (note, replay id)
 
     def note(self, record: Record, outcome: str) -> None:
         if record.topic != self._retry:
@@ -323,11 +335,11 @@ class Settled:
         letter = _int(record.header_text(h.REPLAY_DEAD_LETTER), -1)
         if letter <= 0:
             return
-        replay = record.header_text(h.REPLAY_ID) or "unknown"
+        replay = record.header_text(h.REPLAY_ID) or ""
         if outcome == "processed":
-            self._notes[letter] = f"took effect after replay {replay}"
+            self._notes[letter] = (f"took effect after replay {replay}", replay)
         else:
-            self._notes[letter] = f"had taken effect already (found by replay {replay})"
+            self._notes[letter] = (f"had taken effect already (found by replay {replay})", replay)
 
     def write(self, conn: psycopg.Connection) -> None:
         if not self._notes:
@@ -335,6 +347,11 @@ class Settled:
         ids = sorted(self._notes)
         conn.execute(
             _RESOLVE,
-            {"ids": ids, "notes": [self._notes[i] for i in ids], "service": self.service},
+            {
+                "ids": ids,
+                "notes": [self._notes[i][0] for i in ids],
+                "replays": [self._notes[i][1] for i in ids],
+                "service": self.service,
+            },
         )
         self._notes.clear()

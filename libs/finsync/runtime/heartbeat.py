@@ -138,6 +138,11 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+# A loop that has not reported for this long is hung (stuck in a statement, a delivery): its
+# row stops being refreshed, so the console shows the instance as gone, not as up.
+HUNG_AFTER_SECONDS = 30.0
+
+
 class Heartbeat:
     def __init__(
         self,
@@ -153,6 +158,7 @@ class Heartbeat:
         self.id = instance_id()
         self.started_at = datetime.now(UTC)
         self._beat = Beat()
+        self._reported = time.monotonic()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -171,6 +177,7 @@ class Heartbeat:
         at its next beat, or as soon as it may if `urgent` (a change people should see)."""
         with self._lock:
             self._beat = beat
+            self._reported = time.monotonic()
         if urgent:
             self._wake.set()
 
@@ -208,7 +215,9 @@ class Heartbeat:
 
     def _write(self) -> None:
         with self._lock:
-            beat = self._beat
+            beat, reported = self._beat, self._reported
+        if time.monotonic() - reported > HUNG_AFTER_SECONDS:
+            return  # its loop has not reported for long: let the row go stale, so it shows
         rates = self._rates.add(time.monotonic(), beat.counts)
         conn = self._connection()
         conn.execute(

@@ -22,6 +22,7 @@ from finsync.contract.events import Event
 from finsync.errors import (
     FinsyncError,
     InvalidEvent,
+    Outage,
     PermanentError,
     TransientError,
     UnexpectedError,
@@ -70,6 +71,15 @@ def classify(exc: Exception) -> FinsyncError:
 CHUNK = 100  # records whose writes are sent together, while the next ones are worked on
 
 Decoded = tuple[Record, Event | None, PermanentError | None]
+
+
+def _outside_savepoints(write: Callable[..., None], *args: Any) -> None:
+    """A write of the whole batch's (the outbox, the dead-letter index) that lost a race for a
+    lock holds the batch to be redone, as an outage does, instead of stopping the service."""
+    try:
+        write(*args)
+    except _TRANSIENT_DB as exc:
+        raise Outage(f"the batch lost a lock race ({type(exc).__name__}); redoing it") from exc
 
 
 def _flush(uow: Any) -> None:
@@ -183,11 +193,12 @@ class BatchProcessor:
                     counts[self._handle(conn, record, event, uow, queues, out, settled)] += 1
                 if len(out) >= CHUNK:  # keep the database busy while Python goes on
                     _flush(uow)
-                    dead_letter_index.publish(conn, self.service.name, out)  # outbox.add, +index
+                    # outbox.add, + the dead-letter index
+                    _outside_savepoints(dead_letter_index.publish, conn, self.service.name, out)
                     out = []
             _flush(uow)
-            dead_letter_index.publish(conn, self.service.name, out)
-            settled.write(conn)
+            _outside_savepoints(dead_letter_index.publish, conn, self.service.name, out)
+            _outside_savepoints(settled.write, conn)
             outbox.notify(conn, self.service.name)
         return counts
 

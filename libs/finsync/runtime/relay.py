@@ -132,12 +132,9 @@ class Relay:
             for item, d in zip(batch, delivered, strict=True)
             if d.error is None and item.message.topic == self._dlq
         ]
-        if letters:  # their places on the topic, in the transaction that marks them sent
-            with conn.transaction():
-                outbox.mark_sent(conn, sent)
-                dead_letter_index.stamp(conn, letters)
-        else:
-            outbox.mark_sent(conn, sent)
+        outbox.mark_sent(conn, sent)
+        if letters:
+            self._stamp(conn, letters)
         self.sent += len(sent)
         self.meters.published.add(len(sent), {"service": self.service})
         refused = [
@@ -162,6 +159,21 @@ class Relay:
         if unanswered:
             raise Outage(f"Kafka did not take {len(unanswered)} messages: {unanswered[0].str()}")
         return len(batch)
+
+    def _stamp(self, conn: psycopg.Connection, letters: list[tuple[int, int, int]]) -> None:
+        """Where Kafka put the dead letters, for the index. Only a convenience: failing here
+        must not undo `mark_sent` (that would send the whole batch again), and `finsync dlq
+        reindex` finds the places it missed."""
+        try:
+            dead_letter_index.stamp(conn, letters)
+        except psycopg.errors.OperationalError as exc:
+            if db.is_outage(exc):
+                raise
+            log.warning(
+                "could not note where %d dead letter(s) went (%s); `finsync dlq reindex` will",
+                len(letters),
+                type(exc).__name__,
+            )
 
     def _prune(self, conn: psycopg.Connection) -> None:
         pruned = outbox.prune(conn, self.service)

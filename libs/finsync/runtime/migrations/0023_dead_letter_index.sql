@@ -42,7 +42,8 @@ CREATE INDEX dead_letters_service ON finsync.dead_letters (service, failed_at, i
 CREATE INDEX dead_letters_status ON finsync.dead_letters (status, failed_at, id);
 CREATE INDEX dead_letters_error ON finsync.dead_letters (lower(error_class), failed_at, id);
 CREATE INDEX dead_letters_category ON finsync.dead_letters (category, failed_at, id);
-CREATE INDEX dead_letters_key ON finsync.dead_letters (message_key, failed_at, id);
+-- By the key's md5: a key is the publisher's and may be far longer than a btree entry holds.
+CREATE INDEX dead_letters_key ON finsync.dead_letters (md5(message_key), failed_at, id);
 CREATE INDEX dead_letters_failed_at ON finsync.dead_letters (failed_at, id);
 CREATE INDEX dead_letters_replay_of ON finsync.dead_letters (replay_of) WHERE replay_of IS NOT NULL;
 CREATE INDEX dead_letters_outbox ON finsync.dead_letters (outbox_id) WHERE dlq_offset IS NULL;
