@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import urllib.request
+from dataclasses import replace
 
 import pytest
 
+from finsync.console import background
 from finsync.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_the_demo_takes_every_deal_from_crm_account_to_applied_cash(settings: Settings) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "finsync.scenario.demo"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "FINSYNC_DEMO_ACCOUNTS": "120"},
-    )
+    port = _free_port()  # its console, apart from one a user's own demo may have running
+    console = replace(settings, console_port=port)
+    env = {**os.environ, "FINSYNC_DEMO_ACCOUNTS": "120", "FINSYNC_CONSOLE_PORT": str(port)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "finsync.scenario.demo"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        # The console stays up after the demo, for the books it just played.
+        with urllib.request.urlopen(f"{background.url(console)}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+    finally:
+        background.stop_port(console)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
+    secret = background.secret_file(settings)
+    assert f"ops console at http://127.0.0.1:{port}" in out and str(secret) in out
+    assert secret.stat().st_mode & 0o077 == 0  # its operator's password: readable by its owner
+    assert secret.read_text().strip() not in out
     for stage in ("CRM accounts", "Opportunities", "Invoices", "Credit memos", "Payments"):
         assert stage in out
     assert "valid closed-won opportunities reached an invoice posting" in out
