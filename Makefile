@@ -51,13 +51,14 @@ test-e2e: up browser
 	$(PYTEST) tests/e2e -q
 
 test: lint test-unit schemas-check browser
-	$(PYTEST) tests/integration tests/e2e -q
+	$(PYTEST) tests/integration tests/e2e -q --durations=15
 
 demo: up
 	$(BIN)/python -m finsync.scenario.demo
 
 bench: up
 	$(BIN)/python -m finsync.bench.invoice_poster
+	$(BIN)/python -m finsync.bench.dead_letters
 
 # The order-to-cash scenario at FINSYNC_CHAOS_EVENTS (100000) events while services, Kafka,
 # PostgreSQL and the registry are killed and brought back; fails unless the books are right.

@@ -70,7 +70,7 @@ def test_an_operator_replays_a_dead_letter_dry_run_first_then_for_real(
     try:
         r = client.post(
             "/exceptions/replay",
-            data={"ids": [letter], "reason": "mapping fixed", "rate": "0", "csrf_token": token},
+            data={"ids": [letter], "reason": "fixed", "unthrottled": "true", "csrf_token": token},
             follow_redirects=False,
         )
         assert r.status_code == 303 and r.headers["location"].startswith("/replays/")
@@ -90,11 +90,12 @@ def test_an_operator_replays_a_dead_letter_dry_run_first_then_for_real(
             "WHERE actor = %s AND target = %s ORDER BY id",
             (name, f"dead-letter:{letter}"),
         ).fetchall()
-    assert rows == [("replay-dry-run", "dry run in the console"), ("replay", "mapping fixed")]
+    assert rows == [("replay", "fixed")]  # the dry run is one row for the replay
     history = client.get(f"/exceptions/{letter}").text
-    assert 'data-testid="status-badge">replayed<' in history and "mapping fixed" in history
+    assert 'data-testid="status-badge">replayed<' in history and "fixed" in history
     audit_page = client.get("/audit", params={"actor": name}).text
-    assert audit_page.count('data-testid="audit-row"') == 2
+    # The dry run's summary, the replay's summary, the letter's replay.
+    assert audit_page.count('data-testid="audit-row"') == 3
 
 
 def test_the_queue_filters_counts_groups_and_pages_newest_first(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
+import logging
 import sys
 from collections.abc import Callable
 
@@ -35,6 +37,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.console_port
     db.migrate(settings)
     telemetry.json_logs(settings.log_level)
+    if not settings.console_secure_cookies and not _loopback(host):
+        # Not refused: TLS may end at a proxy in front. But then the cookie should say Secure.
+        logging.getLogger("finsync.console").warning(
+            "the console listens beyond this machine without secure cookies: serve it only "
+            "behind HTTPS and set FINSYNC_CONSOLE_SECURE_COOKIES=true",
+            extra={"host": host},
+        )
     # Our own JSON lines only: uvicorn's access log would print every query string.
     uvicorn.run(
         create_app(settings),
@@ -46,6 +55,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         server_header=False,
     )
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,6 +127,17 @@ def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
         users.set_disabled(conn, args.name, args.disable)
     state = "disabled; their sessions ended" if args.disable else "enabled"
     console.print(f"{args.name} {state}", highlight=False)
+    return 0
+
+
+def cmd_user_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from finsync.console import auth
+    from finsync.console.users import UserError
+
+    with db.connect(settings) as conn:
+        if not auth.unlock(conn, args.name):
+            raise UserError(f"no user {args.name}")
+    console.print(f"{args.name} unlocked; failed sign-ins reset", highlight=False)
     return 0
 
 
@@ -181,6 +208,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = u.add_parser("disable", help="keep a user from signing in (ends their sessions)")
     d.add_argument("name")
     d.set_defaults(func=_guarded(cmd_user_disable), disable=True)
+    k = u.add_parser("unlock", help="lift a lock after failed sign-ins before it runs out")
+    k.add_argument("name")
+    k.set_defaults(func=_guarded(cmd_user_unlock))
     e = u.add_parser("enable", help="let a disabled user sign in again")
     e.add_argument("name")
     e.set_defaults(func=_guarded(cmd_user_disable), disable=False)

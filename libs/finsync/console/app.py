@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from finsync.console import web
+from finsync.console.limits import BodyLimit
 from finsync.console.pages import (
     asyncapi,
     audit,
@@ -37,8 +38,10 @@ from finsync.console.pages import (
     reconciliation,
 )
 from finsync.console.pool import Pool
+from finsync.console.replays import Jobs
 from finsync.console.telemetry import REQUESTS
 from finsync.errors import Outage
+from finsync.ops import payload
 from finsync.runtime import db, metrics
 from finsync.settings import Settings
 
@@ -67,6 +70,7 @@ ROUTERS = (
     audit.router,
 )
 OPEN_POSTS = {"/login"}  # the only POST without a session (it has its own CSRF cookie)
+METHODS = {"GET", "POST", "HEAD"}  # metric labels: any other method a client sends is "other"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -81,6 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.pool = Pool(settings)
     app.state.reconciliation = reconciliation.Cache()
+    app.state.replays = Jobs()
+    app.state.registry = payload.registry(settings)  # one client: fetched schemas stay cached
+    # Inside the headers and metrics, so its refusals get both; before any page reads a body.
+    app.add_middleware(BodyLimit)
     app.middleware("http")(_headers_and_log)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     # An ASGI app as a plain route (a mount would redirect /metrics to /metrics/).
@@ -129,15 +137,17 @@ async def _headers_and_log(
         response.headers.setdefault(name, value)
     if not path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"  # pages hold payloads: never cached
+    # Labels from fixed sets (a route's template, never its path): a client cannot mint series.
     route = getattr(request.scope.get("route"), "path", "unmatched")
+    method = request.method if request.method in METHODS else "other"
     seconds = time.perf_counter() - started
-    REQUESTS.labels(request.method, route, str(response.status_code)).observe(seconds)
+    REQUESTS.labels(method, route, str(response.status_code)).observe(seconds)
     if route not in ("/metrics", "/healthz") and not path.startswith("/static/"):
         # The route's pattern, never its query: queries hold business ids and names.
         log.info(
             "request",
             extra={
-                "method": request.method,
+                "method": method,
                 "route": route,
                 "status": response.status_code,
                 "ms": round(seconds * 1000, 1),
@@ -157,6 +167,8 @@ def _error(request: Request, status: int, title: str, message: str) -> Response:
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        here = "/"  # after signing in the browser GETs `next`: never an action's URL
     target = "/login?" + urlencode({"next": here})
     if _is_htmx(request):  # a fragment must not be swapped for the sign-in page
         return Response(status_code=401, headers={"HX-Redirect": target})
@@ -201,6 +213,15 @@ async def _database_down(request: Request, exc: Exception) -> Response:
 async def _database_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, psycopg.Error) and db.is_outage(exc):
         return await _database_down(request, exc)
+    if isinstance(exc, psycopg.DataError):  # what was typed, not the database, is wrong
+        log.info("request refused by the database", extra={"error": type(exc).__name__})
+        return _error(
+            request,
+            400,
+            "Cannot do that",
+            "The request holds a value the database cannot take (a NUL byte, a number out of "
+            "range, a malformed date); check what was typed.",
+        )
     log.error("database error", extra={"error": type(exc).__name__})
     return _error(
         request, 500, "Something went wrong", "The database refused the request; it is logged."

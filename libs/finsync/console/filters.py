@@ -43,6 +43,8 @@ class Filters:
         values = {}
         for f in fields(cls):
             value = params.get(f.name)
+            if isinstance(value, str) and "\x00" in value:
+                raise HTTPException(400, f"{f.name} holds a NUL byte; remove it and try again.")
             values[f.name] = value.strip()[:200] if isinstance(value, str) else ""
         return cls(**values)
 

@@ -18,6 +18,11 @@ from finsync.settings import Settings
 
 log = logging.getLogger("finsync.console")
 KEPT = 50  # finished jobs remembered per console process
+RUNNING = 2  # replays one console runs at once: each holds a connection and a producer
+
+
+class Busy(Exception):
+    """Too many replays under way; the message says so."""
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Job:
     result: replays.Replay | None = None
     error: str | None = None
     finished_at: datetime | None = None
+    cancelled_by: str | None = None  # set by an operator; the replay stops before its next chunk
 
     @property
     def finished(self) -> bool:
@@ -68,6 +74,11 @@ class Jobs:
     ) -> Job:
         job = Job(str(uuid.uuid4()), actor, reason, planned)
         with self._lock:
+            if sum(not j.finished for j in self._jobs.values()) >= RUNNING:
+                raise Busy(
+                    f"{RUNNING} replays are under way already; wait for one to finish "
+                    "(or cancel one) and try again."
+                )
             self._jobs[job.id] = job
             while len(self._jobs) > KEPT:
                 oldest = next(iter(self._jobs.values()))
@@ -90,9 +101,12 @@ class Jobs:
                     force=force,
                     limit=max(planned, 1),
                     progress=progress,
+                    cancelled=lambda: job.cancelled_by is not None,
+                    replay_id=job.id,
                 )
             except Exception as exc:  # shown on the job's page; the audit has what was sent
-                log.exception("replay failed", extra={"error": type(exc).__name__})
+                # The class and the job only: a message may quote a letter's data.
+                log.error("replay failed", extra={"error": type(exc).__name__, "job": job.id})
                 job.error = f"the replay stopped: {type(exc).__name__}; the audit shows how far"
             job.finished_at = datetime.now(UTC)
 

@@ -1,5 +1,6 @@
 """Server-side sessions: the browser holds a random token, the database only its SHA-256, with
-the session's CSRF token and when it was last used (idle sessions expire)."""
+the session's CSRF token and when it was last used. A session ends after IDLE_HOURS unused, and
+LIFETIME_HOURS after sign-in in any case."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 IDLE_HOURS = 8
+LIFETIME_HOURS = 12  # from sign-in, however busy the session: then sign in again
 COOKIE = "finsync_session"
 _TOUCH_SECONDS = 60  # last_seen is written at most once a minute per session, not per request
 
@@ -33,8 +35,9 @@ def create(conn: psycopg.Connection, username: str) -> str:
     """A new session for `username`; returns the token for the cookie."""
     token = secrets.token_urlsafe(32)
     conn.execute(
-        "DELETE FROM finsync.console_sessions WHERE last_seen < now() - make_interval(hours => %s)",
-        (IDLE_HOURS,),
+        "DELETE FROM finsync.console_sessions WHERE last_seen < now() - make_interval(hours => %s) "
+        "OR created_at < now() - make_interval(hours => %s)",
+        (IDLE_HOURS, LIFETIME_HOURS),
     )
     conn.execute(
         "INSERT INTO finsync.console_sessions (token_sha256, username, csrf_token) "
@@ -55,8 +58,9 @@ def lookup(conn: psycopg.Connection, token: str) -> Session | None:
         "       s.last_seen < now() - make_interval(secs => %s) "
         "FROM finsync.console_sessions s JOIN finsync.console_users u USING (username) "
         "WHERE s.token_sha256 = %s AND NOT u.disabled "
-        "  AND s.last_seen > now() - make_interval(hours => %s)",
-        (_TOUCH_SECONDS, digest, IDLE_HOURS),
+        "  AND s.last_seen > now() - make_interval(hours => %s) "
+        "  AND s.created_at > now() - make_interval(hours => %s)",
+        (_TOUCH_SECONDS, digest, IDLE_HOURS, LIFETIME_HOURS),
     ).fetchone()
     if row is None:
         return None
@@ -70,4 +74,6 @@ def lookup(conn: psycopg.Connection, token: str) -> Session | None:
 
 
 def end(conn: psycopg.Connection, token: str) -> None:
+    if not token or len(token) > 100:
+        return
     conn.execute("DELETE FROM finsync.console_sessions WHERE token_sha256 = %s", (_digest(token),))

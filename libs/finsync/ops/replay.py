@@ -9,7 +9,12 @@ answers, so an interrupted replay still shows what it meant to do and how far it
 letter goes from open to replayed; the service resolves it once its record takes effect.
 
 The loop guard: a letter whose content was replayed and failed again `FINSYNC_REPLAY_MAX`
-times is refused, as is one resolved already, unless forced.
+times is refused, as is one resolved or replayed already, unless forced.
+
+Each chunk's letters are claimed (open -> replayed, only if unchanged since they were chosen)
+in one statement before they are sent, so a double-click or two operators replaying the same
+letters send each once; one that fails to send goes back to what it was. A dry run sends
+nothing and writes one summary row to the audit (`replay:<id>`), not one per letter.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
@@ -32,12 +38,15 @@ from finsync.runtime.messages import Outgoing
 from finsync.settings import Settings
 
 MAX_CHUNK = 500  # letters sent, then audited, together
+TAKEN = "refused: replayed by another replay, or changed, since this one chose it; look again"
+CANCELLED = "cancelled: not sent"
 
 
 @dataclass(frozen=True)
 class Result:
     letter: Letter
-    outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's answer>
+    outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's answer> |
+    # cancelled: not sent
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,40 @@ def refusal(letter: Letter, max_replays: int, force: bool) -> str | None:
         return None
     if letter.status == "resolved":
         return "resolved already; force to replay it anyway"
+    if letter.status == "replayed":
+        return (
+            "replayed already and not yet resolved (its service may not have taken it yet); "
+            "force to send it again"
+        )
     if letter.replays >= max_replays:
         return (
             f"its content was replayed and failed again {letter.replays} time(s) "
             f"(FINSYNC_REPLAY_MAX={max_replays}): mend the cause, then force"
         )
     return None
+
+
+def check_rate(rate_per_second: float) -> None:
+    """At least one letter a second, or 0 chosen on purpose: as fast as Kafka takes them."""
+    if rate_per_second != 0 and not rate_per_second >= 1:
+        raise ValueError(
+            "the rate is at least 1 letter per second, or 0 for as fast as Kafka takes them"
+        )
+
+
+def target(replay_id: str) -> str:
+    """The audit target of a replay as a whole."""
+    return f"replay:{replay_id}"
+
+
+def selection(ids: Sequence[int] | None, query: Query | None) -> dict[str, Any]:
+    """What a replay was asked to take, for the audit: the ids, or the filter."""
+    if ids is not None:
+        return {"ids": sorted(set(ids))}
+    chosen = {k: v for k, v in asdict(query or Query()).items() if v is not None}
+    return {
+        "filter": {k: v.isoformat() if isinstance(v, datetime) else v for k, v in chosen.items()}
+    }
 
 
 def chunk_size(rate_per_second: float) -> int:
@@ -112,14 +149,18 @@ def replay(
     force: bool = False,
     limit: int = 10000,
     progress: Callable[[int], None] = lambda _: None,
+    cancelled: Callable[[], bool] = lambda: False,
+    replay_id: str | None = None,
 ) -> Replay:
     """Replay letters by id or by filter, at most `rate_per_second` (0: as fast as Kafka
-    takes them); `progress` is told how many are done after each chunk."""
+    takes them); `progress` is told how many are done after each chunk, `cancelled` is asked
+    before each chunk (True: the rest are not sent)."""
     if not reason.strip():
         raise ValueError("a replay needs a reason: why these letters should go through now")
     if not actor.strip():
         raise ValueError("a replay needs an actor: who replays")
-    replay_id = str(uuid.uuid4())
+    check_rate(rate_per_second)
+    replay_id = replay_id or str(uuid.uuid4())
     with db.connect(settings, autocommit=True) as conn:
         letters, more = select(conn, ids, query, limit)
         refused = {x.id: why for x in letters if (why := refusal(x, settings.replay_max, force))}
@@ -129,13 +170,21 @@ def replay(
             else ("would-replay" if dry_run else "intended")
             for x in letters
         }
-        rows = _intent(conn, replay_id, actor, reason, letters, outcomes, dry_run)
+        summary = {
+            "reason": reason,
+            "force": force,
+            "count": len(letters) - len(refused),
+            "refused": len(refused),
+            **selection(ids, query),
+        }
         if dry_run:
+            audit.record(conn, actor, "replay-dry-run", target(replay_id), summary)
             progress(len(letters))
         else:
+            rows = _intent(conn, replay_id, actor, summary, letters, outcomes)
             sending = [x for x in letters if x.id not in refused]
             sender = _Sender(settings, conn, replay_id, rows, outcomes)
-            sender.send(sending, rate_per_second, progress, done=len(refused))
+            sender.send(sending, rate_per_second, progress, cancelled, done=len(refused))
     return Replay(replay_id, [Result(x, outcomes[x.id]) for x in letters], more)
 
 
@@ -143,13 +192,12 @@ def _intent(
     conn: psycopg.Connection,
     replay_id: str,
     actor: str,
-    reason: str,
+    summary: dict[str, Any],
     letters: list[Letter],
     outcomes: dict[int, str],
-    dry_run: bool,
 ) -> dict[int, int]:
-    """Audit rows for every letter, in one transaction, before anything is sent; returns the
-    replay_audit row of each letter."""
+    """Audit rows for the replay and every letter, in one transaction, before anything is
+    sent; returns the replay_audit row of each letter."""
     ids = [x.id for x in letters]
     with conn.transaction():
         rows = conn.execute(
@@ -157,7 +205,7 @@ def _intent(
             "dlq_partition, dlq_offset, message_key, event_id, error_class, target_topic, "
             "dry_run, outcome, dead_letter_id, finished_at) "
             "SELECT %s, %s, d.service, d.dlq_topic, d.dlq_partition, d.dlq_offset, "
-            "d.message_key, d.event_id, d.error_class, x.target, %s, x.outcome, d.id, "
+            "d.message_key, d.event_id, d.error_class, x.target, false, x.outcome, d.id, "
             "CASE WHEN x.outcome = 'intended' THEN NULL ELSE now() END "
             "FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY "
             "AS x(id, outcome, target, n) JOIN finsync.dead_letters d ON d.id = x.id "
@@ -165,7 +213,6 @@ def _intent(
             (
                 replay_id,
                 actor,
-                dry_run,
                 ids,
                 [outcomes[i] for i in ids],
                 [retry_topic(x.service) for x in letters],
@@ -173,13 +220,10 @@ def _intent(
         ).fetchall()
         refused = [i for i in ids if outcomes[i].startswith("refused")]
         taken = [i for i in ids if i not in set(refused)]
-        for action, chosen in (
-            ("replay-dry-run" if dry_run else "replay", taken),
-            ("replay-refused", refused),
-        ):
-            details = [
-                {"replay_id": replay_id, "reason": reason, "outcome": outcomes[i]} for i in chosen
-            ]
+        audit.record(conn, actor, "replay", target(replay_id), summary)
+        each = {k: summary[k] for k in ("reason", "force", "filter") if k in summary}
+        for action, chosen in (("replay", taken), ("replay-refused", refused)):
+            details = [{"replay_id": replay_id, **each, "outcome": outcomes[i]} for i in chosen]
             audit.record_many(conn, actor, action, [audit.letter(i) for i in chosen], details)
     return {letter: row for row, letter in rows}
 
@@ -201,28 +245,64 @@ class _Sender:
         letters: list[Letter],
         rate_per_second: float,
         progress: Callable[[int], None],
+        cancelled: Callable[[], bool],
         done: int,
     ) -> None:
-        """Chunk by chunk: produce, wait for Kafka's answers, record them, keep the rate."""
+        """Chunk by chunk: claim, produce, wait for Kafka's answers, record them, keep the
+        rate; a cancelled replay records the rest as not sent."""
         if not letters:
             return
         producer = clients.producer(self.settings, "finsync-dlq-replay")
         size = chunk_size(rate_per_second)
         for start in range(0, len(letters), size):
             began = time.monotonic()
-            chunk = [x.id for x in letters[start : start + size]]
-            messages = _messages(self.conn, self.replay_id, chunk)
-            answers = clients.deliveries(producer, [messages[i] for i in chunk], timeout=30)
-            for i, answer in zip(chunk, answers, strict=True):
+            chunk = letters[start : start + size]
+            if cancelled():
+                rest = [x.id for x in letters[start:]]
+                for i in rest:
+                    self.outcomes[i] = CANCELLED
+                _record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
+                progress(done + len(rest))
+                return
+            claimed = _claim(self.conn, chunk)
+            for x in chunk:
+                if x.id not in claimed:
+                    self.outcomes[x.id] = TAKEN
+            sending = [x.id for x in chunk if x.id in claimed]
+            messages = _messages(self.conn, self.replay_id, sending)
+            answers = clients.deliveries(producer, [messages[i] for i in sending], timeout=30)
+            for i, answer in zip(sending, answers, strict=True):
                 error = answer.error
                 self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
-            _record_outcomes(self.conn, self.rows, self.outcomes, chunk)
+            before = {x.id: x.status for x in chunk if x.id in claimed}
+            _record_outcomes(self.conn, self.rows, self.outcomes, [x.id for x in chunk], before)
             done += len(chunk)
             progress(done)
             if rate_per_second > 0 and start + size < len(letters):
                 pause = len(chunk) / rate_per_second - (time.monotonic() - began)
                 if pause > 0:
                     time.sleep(pause)
+
+
+def _claim(conn: psycopg.Connection, letters: list[Letter]) -> set[int]:
+    """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
+    were chosen (same status, same updated_at): a second replay of the same letters, or an
+    operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
+    locks them."""
+    rows = conn.execute(
+        "UPDATE finsync.dead_letters d SET status = 'replayed', updated_at = now() "
+        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS x(id, status, seen) "
+        "WHERE d.id = x.id AND d.status = x.status AND d.updated_at = x.seen "
+        "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s) "
+        "ORDER BY id FOR UPDATE) RETURNING d.id",
+        (
+            [x.id for x in letters],
+            [x.status for x in letters],
+            [x.updated_at for x in letters],
+            sorted(x.id for x in letters),
+        ),
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def _messages(conn: psycopg.Connection, replay_id: str, ids: list[int]) -> dict[int, Outgoing]:
@@ -245,20 +325,26 @@ def _ms(at: datetime | None) -> int:
 
 
 def _record_outcomes(
-    conn: psycopg.Connection, rows: dict[int, int], outcomes: dict[int, str], ids: list[int]
+    conn: psycopg.Connection,
+    rows: dict[int, int],
+    outcomes: dict[int, str],
+    ids: list[int],
+    before: dict[int, str],
 ) -> None:
-    """Each letter's outcome, and the sent ones open -> replayed (rows locked in id order, as
-    the runtime locks them when it resolves)."""
-    sent = sorted(i for i in ids if outcomes[i] == "replayed")
+    """Each letter's outcome; a claimed letter Kafka did not take goes back to the status it
+    had (`before`), unless something else changed it since."""
+    back = sorted(i for i in before if outcomes[i] != "replayed")
     with conn.transaction():
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.outcome, finished_at = now() "
             "FROM unnest(%s::bigint[], %s::text[]) AS x(id, outcome) WHERE a.id = x.id",
             ([rows[i] for i in ids], [outcomes[i] for i in ids]),
         )
-        conn.execute(
-            "UPDATE finsync.dead_letters SET status = 'replayed', updated_at = now() "
-            "WHERE id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s) "
-            "AND status = 'open' ORDER BY id FOR UPDATE)",
-            (sent,),
-        )
+        if back:
+            conn.execute(
+                "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
+                "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
+                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
+                (back, [before[i] for i in back], back),
+            )

@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse
 
 from finsync.console import web
 from finsync.console.filters import Filters
-from finsync.console.replays import Jobs
-from finsync.ops import dead_letters
+from finsync.console.replays import Busy, Jobs
+from finsync.ops import audit, dead_letters
 from finsync.ops import replay as replays
 from finsync.ops.dead_letters import Query
 
@@ -30,10 +30,7 @@ Text = Annotated[str, Form(max_length=2000)]
 
 
 def _jobs(page: web.Page) -> Jobs:
-    state = page.request.app.state
-    if getattr(state, "replays", None) is None:
-        state.replays = Jobs()
-    jobs: Jobs = state.replays
+    jobs: Jobs = page.request.app.state.replays  # made in create_app
     return jobs
 
 
@@ -111,23 +108,27 @@ def replay_now(
     reason: Text = "",
     scope: Annotated[str, Form()] = "ids",
     ids: Ids = [],  # noqa: B006 - FastAPI copies defaults
-    rate: Annotated[float, Form(ge=0, le=10_000)] = 50.0,
+    rate: Annotated[float, Form(ge=1, le=10_000)] = 50.0,
+    unthrottled: Annotated[bool, Form()] = False,
     force: Annotated[bool, Form()] = False,
     planned: Annotated[int, Form(ge=0, le=MAX_REPLAY)] = MAX_REPLAY,
 ) -> Response:
     if not reason.strip():
         raise HTTPException(400, "A replay needs a reason: why these letters should go now.")
     chosen, query = _selection(scope, ids, filters)
-    job = _jobs(page).start(
-        page.settings,
-        actor=page.session.username,
-        reason=reason.strip(),
-        planned=len(chosen) if chosen is not None else planned,
-        ids=chosen,
-        query=query,
-        rate=rate,
-        force=force,
-    )
+    try:
+        job = _jobs(page).start(
+            page.settings,
+            actor=page.session.username,
+            reason=reason.strip(),
+            planned=len(chosen) if chosen is not None else planned,
+            ids=chosen,
+            query=query,
+            rate=0 if unthrottled else rate,  # 0 only when chosen: as fast as Kafka takes them
+            force=force,
+        )
+    except Busy as exc:
+        raise HTTPException(429, str(exc)) from None
     log.info("replay started", extra={"user": page.session.username, "job": job.id})
     return RedirectResponse(f"/replays/{job.id}", status_code=303)
 
@@ -140,6 +141,20 @@ def replay_job(page: web.Viewer, job_id: str) -> Response:
             404, "This console does not know that replay (it may have restarted): see the audit."
         )
     return page.render("replay_job.html", job=job)
+
+
+@router.post("/replays/{job_id}/cancel")
+def replay_job_cancel(page: web.Operator, job_id: str) -> Response:
+    """Stops a running replay before its next chunk; what was sent stays sent (and audited)."""
+    job = _jobs(page).get(job_id)
+    if job is None:
+        raise HTTPException(404, "This console does not know that replay.")
+    if not job.finished and job.cancelled_by is None:
+        job.cancelled_by = page.session.username
+        audit.record(page.conn, page.session.username, "replay-cancel", replays.target(job.id))
+        page.conn.commit()
+        log.info("replay cancelled", extra={"user": page.session.username, "job": job.id})
+    return RedirectResponse(f"/replays/{job.id}", status_code=303)
 
 
 @router.get("/replays/{job_id}/status")

@@ -3,6 +3,7 @@ letter in full. The actions on them are in exception_actions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -10,8 +11,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from finsync.console import web
 from finsync.console.filters import STATUSES, Filters
+from finsync.console.pages.exception_actions import MAX_REPLAY
 from finsync.contract.topics import SERVICES
-from finsync.ops import dead_letters, payload
+from finsync.ops import dead_letters
 from finsync.ops.dead_letters import Letter
 
 router = APIRouter()
@@ -26,11 +28,8 @@ FLASHES = {
 
 
 def registry(request: Request) -> SchemaRegistryClient:
-    """One registry client per console, so the schemas it fetched stay cached."""
-    state = request.app.state
-    if getattr(state, "registry", None) is None:
-        state.registry = payload.registry(state.settings)
-    client: SchemaRegistryClient = state.registry
+    """One registry client per console (made in create_app), so fetched schemas stay cached."""
+    client: SchemaRegistryClient = request.app.state.registry
     return client
 
 
@@ -57,7 +56,15 @@ def exception_queue(
         "before_id": before_id,
     }
     total, capped = dead_letters.count(page.conn, q, cap=COUNT_CAP)
-    context.update(total=total, capped=capped)
+    # A replay by filter takes open letters unless the filter names a status, at most
+    # MAX_REPLAY: the button says how many that is.
+    replayable, more = (
+        (total, capped)
+        if q.status
+        else dead_letters.count(page.conn, replace(q, status="open"), cap=MAX_REPLAY)
+    )
+    replayable = min(replayable, MAX_REPLAY)
+    context.update(total=total, capped=capped, replayable=replayable, replay_capped=more)
     if context["view"] == "groups":
         context["groups"] = dead_letters.groups(page.conn, q, limit=PAGE)
         context["letters"] = []

@@ -19,6 +19,7 @@ from finsync.books.findings import Report
 from finsync.console import web
 from finsync.console.filters import parse_time
 from finsync.errors import Outage
+from finsync.ops import audit
 from finsync.settings import Settings
 
 router = APIRouter()
@@ -78,7 +79,8 @@ class Cache:
         except Outage:
             run.error = "PostgreSQL, Kafka or the schema registry did not answer; try again."
         except Exception as exc:  # a failed run is shown, never a dead thread nobody sees
-            log.exception("reconciliation failed", extra={"error": type(exc).__name__})
+            # The class only: a message may quote a document's data.
+            log.error("reconciliation failed", extra={"error": type(exc).__name__})
             run.error = f"the reconciliation failed ({type(exc).__name__}); see the log"
         run.seconds = time.monotonic() - started
         with self._lock:
@@ -153,8 +155,11 @@ def reconciliation_run(
     entity: Annotated[str, Form(max_length=64)] = "",
     since: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    started = _cache(page).start(
-        page.settings, page.session.username, entity.strip() or None, parse_time(since, "since")
-    )
+    when = parse_time(since, "since")
+    started = _cache(page).start(page.settings, page.session.username, entity.strip() or None, when)
+    if started:
+        detail = {"entity": entity.strip() or None, "since": when.isoformat() if when else None}
+        audit.record(page.conn, page.session.username, "reconcile", "reconciliation", detail)
+        page.conn.commit()
     log.info("reconciliation requested", extra={"user": page.session.username, "new": started})
     return RedirectResponse("/reconciliation", status_code=303)
