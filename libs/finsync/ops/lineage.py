@@ -20,7 +20,7 @@ import psycopg
 from finsync.contract.topics import SERVICES
 from finsync.ops import lineage_cash as cash
 from finsync.ops import lineage_hops as hops
-from finsync.ops.lineage_evidence import gather, key_hash
+from finsync.ops.lineage_evidence import gather
 from finsync.ops.lineage_model import (
     FAN_OUT,
     KIND_OF_TOPIC,
@@ -36,6 +36,7 @@ from finsync.ops.lineage_model import (
     Waiting,
     source_of,
 )
+from finsync.runtime.parking import key_hash
 
 __all__ = [
     "DeadLetterRef",
@@ -85,7 +86,7 @@ def identify(conn: psycopg.Connection, business_id: str) -> str | None:
         topic = conn.execute(
             "SELECT origin_topic FROM finsync.parked WHERE service = ANY(%s) AND key_hash = %s "
             "ORDER BY seq LIMIT 1",
-            (list(SERVICES), key_hash(business_id)),
+            (list(SERVICES), key_hash(business_id.encode())),
         ).fetchone()
     return KIND_OF_TOPIC.get(str(topic[0])) if topic else None
 

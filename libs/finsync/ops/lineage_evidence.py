@@ -6,7 +6,6 @@ take effect, why not.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +23,7 @@ from finsync.ops.lineage_model import (
     Source,
     Waiting,
 )
+from finsync.runtime.parking import key_hash
 
 DEAD_LETTERS_PER_DOCUMENT = 5  # the newest; the dead-letter index has them all
 _REASON_IN_DETAIL = 300  # characters of a dead letter's reason in Missing.detail
@@ -219,16 +219,11 @@ def _dead_letters(
     return out
 
 
-def key_hash(key: str) -> bytes:
-    """How finsync.parked files a key (runtime.parking)."""
-    return hashlib.sha256(key.encode()).digest()
-
-
 def _waiting(conn: psycopg.Connection, sources: list[Source]) -> dict[Doc, Waiting]:
     docs = _documents(sources)
     if not docs:
         return {}
-    by_hash = {(service, key_hash(key)): (service, key) for service, key in docs}
+    by_hash = {(service, key_hash(key.encode())): (service, key) for service, key in docs}
     rows: dict[Doc, list[tuple[int, datetime]]] = defaultdict(list)
     for service, digest, due_ms, parked_at in conn.execute(
         "SELECT service, key_hash, due_ms, parked_at FROM finsync.parked "

@@ -49,7 +49,8 @@ def ticket_of(record: Record) -> tuple[int, int] | None:
         return None
 
 
-def _hash(key: bytes) -> bytes:
+def key_hash(key: bytes) -> bytes:
+    """How finsync.parked files a key: its SHA-256, so a key of any length fits the index."""
     return hashlib.sha256(key).digest()
 
 
@@ -68,21 +69,21 @@ class Queues:
             "SELECT key_hash, seq, generation, due_ms, origin_topic, origin_partition, "
             "origin_offset FROM finsync.parked WHERE service = %s AND key_hash = ANY(%s) "
             "ORDER BY seq",
-            (service, list({_hash(k) for k in keys})),
+            (service, list({key_hash(k) for k in keys})),
         ).fetchall()
-        for key_hash, seq, generation, due_ms, topic, partition, offset in rows:
-            self._tickets[key_hash].append(Ticket(seq, generation, due_ms))
+        for hashed, seq, generation, due_ms, topic, partition, offset in rows:
+            self._tickets[hashed].append(Ticket(seq, generation, due_ms))
             self._origins.add((topic, partition, offset))
 
     def empty(self) -> bool:
         return not self._origins
 
     def head(self, key: bytes) -> Ticket | None:
-        queue = self._tickets.get(_hash(key))
+        queue = self._tickets.get(key_hash(key))
         return queue[0] if queue else None
 
     def find(self, key: bytes, seq: int) -> Ticket | None:
-        return next((t for t in self._tickets.get(_hash(key), []) if t.seq == seq), None)
+        return next((t for t in self._tickets.get(key_hash(key), []) if t.seq == seq), None)
 
     def carried(self, record: Record) -> Ticket | None:
         """The live ticket whose copy this record is; None for a stale copy or none at all."""
@@ -105,7 +106,7 @@ class Queues:
             "ON CONFLICT DO NOTHING RETURNING seq",
             (
                 self.service,
-                _hash(record.key),
+                key_hash(record.key),
                 due_ms,
                 record.topic,
                 record.partition,
@@ -115,7 +116,7 @@ class Queues:
         if row is None:
             return None
         ticket = Ticket(row[0], 0, due_ms)
-        self._tickets[_hash(record.key)].append(ticket)
+        self._tickets[key_hash(record.key)].append(ticket)
         self._origins.add((record.topic, record.partition, record.offset))
         return ticket
 
@@ -127,7 +128,7 @@ class Queues:
             (due_ms, self.service, ticket.seq),
         )
         renewed = replace(ticket, generation=ticket.generation + 1, due_ms=due_ms)
-        queue = self._tickets[_hash(key)]
+        queue = self._tickets[key_hash(key)]
         queue[queue.index(ticket)] = renewed
         return renewed
 
@@ -138,7 +139,7 @@ class Queues:
         self.conn.execute(
             "DELETE FROM finsync.parked WHERE service = %s AND seq = %s", (self.service, ticket.seq)
         )
-        self._tickets[_hash(record.key)].remove(ticket)
+        self._tickets[key_hash(record.key)].remove(ticket)
 
 
 def prune(conn: psycopg.Connection, service: str, now_ms: int) -> int:
