@@ -27,6 +27,13 @@ T = TypeVar("T")
 FAST_RETRIES = {"FINSYNC_RETRY_BASE_SECONDS": "0.3", "FINSYNC_RETRY_BUDGET_SECONDS": "1"}
 
 
+def free_port() -> int:
+    """A port nothing on this host listens on now: for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def eventually(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
     deadline = time.monotonic() + timeout
     while True:

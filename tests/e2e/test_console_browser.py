@@ -22,7 +22,15 @@ from finsync.contract.events import OpportunityClosed, OpportunityLine
 from finsync.reference.billing import jobs as billing_jobs
 from finsync.runtime.serde import Serde
 from finsync.settings import Settings
-from tests.support import FAST_RETRIES, ServiceProcess, crm_account, eventually, publish, scalar
+from tests.support import (
+    FAST_RETRIES,
+    ServiceProcess,
+    crm_account,
+    eventually,
+    free_port,
+    publish,
+    scalar,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -64,17 +72,11 @@ def _finsync(*args: str, stdin: str | None = None) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def console_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for name, role in ((OPERATOR, "operator"), (VIEWER, "viewer")):
         _finsync("console", "user", "add", name, "--role", role, "--password-stdin", stdin=PASSWORD)
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("console") / "console.log"
     with log.open("wb") as out:
         server = subprocess.Popen(

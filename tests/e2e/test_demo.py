@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -13,18 +12,13 @@ import pytest
 
 from finsync.console import background
 from finsync.settings import Settings
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_demo_takes_every_deal_from_crm_account_to_applied_cash(settings: Settings) -> None:
-    port = _free_port()  # its console, apart from one a user's own demo may have running
+    port = free_port()  # its console, apart from one a user's own demo may have running
     console = replace(settings, console_port=port)
     env = {**os.environ, "FINSYNC_DEMO_ACCOUNTS": "120", "FINSYNC_CONSOLE_PORT": str(port)}
     try:
