@@ -150,6 +150,11 @@ class Settings:
     metrics_ports: Mapping[str, int] = field(default_factory=dict)
     metrics_host: str = "0.0.0.0"
     prometheus_port: int = 9090
+    # finance-analytics: where its web views serve the figures (the console and `finsync kpis`
+    # read them there), and how often at most it publishes changed figures.
+    analytics_host: str = "127.0.0.1"
+    analytics_port: int = 6066
+    analytics_publish_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -215,7 +220,14 @@ class Settings:
             metrics_ports=_metrics_ports(e),
             metrics_host=get("METRICS_HOST", "0.0.0.0"),
             prometheus_port=int(get("PROMETHEUS_PORT", "9090")),
+            analytics_host=get("ANALYTICS_HOST", "127.0.0.1"),
+            analytics_port=int(get("ANALYTICS_PORT", "6066")),
+            analytics_publish_seconds=float(get("ANALYTICS_PUBLISH_SECONDS", "5")),
         )
+
+    @property
+    def analytics_url(self) -> str:
+        return f"http://{self.analytics_host}:{self.analytics_port}"
 
     def metrics_port(self, service: str) -> int:
         """Where `service` serves Prometheus /metrics; 0: it serves none."""

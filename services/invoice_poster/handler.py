@@ -145,4 +145,5 @@ def _posted(
         posted_at=posted.posted_at,
         accounting_date=posted.accounting_date,
         functional_currency=posted.functional_currency,
+        due_on=doc.due_on if isinstance(doc, InvoiceIssued) else None,
     )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 from finsync.cli.console import console
-from finsync.contract.topics import SERVICES
+from finsync.contract.topics import ANALYTICS, SERVICES
 from finsync.runtime import db, outbox
 from finsync.settings import Settings
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.service == ANALYTICS:  # a faust-streaming app, not a consumer service
+        importlib.import_module("services.finance_analytics.main").run(settings)
+        return 0
     from finsync.runtime import runner
 
     runner.run(args.service, settings)
@@ -30,8 +34,10 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("run", help="run a service (consumer + outbox relay) until SIGTERM")
-    s.add_argument("service", choices=SERVICES)
+    s = sub.add_parser(
+        "run", help="run a service (consumer + outbox relay), or finance-analytics, until SIGTERM"
+    )
+    s.add_argument("service", choices=(*SERVICES, ANALYTICS))
     s.set_defaults(func=cmd_run)
 
     sub.add_parser("outbox", help="unsent, and refused, outbox messages per service").set_defaults(

@@ -1,6 +1,6 @@
 """Typed events: one pydantic model per topic, field for field the schemas/<topic>.avsc contract
-(the gateway's refunds, disputes and payouts in gateway_events.py; every event type is listed
-here, in EVENT_TYPES).
+(the gateway's refunds, disputes and payouts in gateway_events.py, finance-analytics' figures in
+kpi_events.py; every event type is listed here, in EVENT_TYPES).
 
 Domain code reads and builds these; serde turns them into Avro and back. Money is Decimal.
 """
@@ -25,6 +25,7 @@ from finsync.contract.gateway_events import PayoutPaid as PayoutPaid
 from finsync.contract.gateway_events import PayoutReconciled as PayoutReconciled
 from finsync.contract.gateway_events import PayoutStatus as PayoutStatus
 from finsync.contract.gateway_events import RefundSettled as RefundSettled
+from finsync.contract.kpi_events import FinanceKpis as FinanceKpis
 
 
 class BillingPeriod(StrEnum):
@@ -228,6 +229,7 @@ class InvoicePosted(Event):
     credit_applied: Decimal | None = None
     credit_journal_entry_id: str | None = None
     functional_currency: str | None = None  # of the lines' functional amounts
+    due_on: date | None = None  # an invoice's due date, that its receivable ages from
 
 
 class PaymentApplied(Event):
@@ -293,5 +295,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RevenueRecognized,
         PayoutPaid,
         PayoutReconciled,
+        FinanceKpis,
     )
 }

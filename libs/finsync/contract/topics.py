@@ -30,7 +30,12 @@ def all_topics(services: list[str], partitions: int, dlq_retention_ms: int = -1)
     Event topics keep two weeks (replays of a busy quarter-end), retry topics a week,
     dead letters forever unless configured otherwise: an SRE decides when one is done.
     """
-    events = [TopicSpec(t, partitions, {"retention.ms": str(14 * DAY_MS)}) for t in EVENT_TYPES]
+    events = [
+        TopicSpec(
+            t, partitions, KEPT_LATEST if t == KPI_TOPIC else {"retention.ms": str(14 * DAY_MS)}
+        )
+        for t in EVENT_TYPES
+    ]
     per_service = [
         spec
         for s in services
@@ -39,8 +44,16 @@ def all_topics(services: list[str], partitions: int, dlq_retention_ms: int = -1)
             TopicSpec(dlq_topic(s), 1, {"retention.ms": str(dlq_retention_ms)}),
         )
     ]
-    return events + per_service
+    # finance-analytics reads the streams and dead-letters what it cannot read, like a service.
+    analytics = TopicSpec(dlq_topic(ANALYTICS), 1, {"retention.ms": str(dlq_retention_ms)})
+    return events + per_service + [analytics]
 
+
+# finance-analytics, the stream app counting the figures finance watches; also its group.
+ANALYTICS = "finance-analytics"
+# Its figures, keyed by day: compaction keeps each day's newest, the current figures, forever.
+KPI_TOPIC = "analytics.finance-kpis"
+KEPT_LATEST = {"cleanup.policy": "compact"}
 
 # The consumer services of the platform; each name is also its consumer group.
 SERVICES = ("account-sync", "subscription-activator", "invoice-poster", "payment-settler")
