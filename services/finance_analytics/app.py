@@ -33,7 +33,7 @@ from finsync.settings import Settings
 from .facts import Fact, of_dead_letter
 from .ledger import Ledger
 from .publishing import Publisher
-from .reader import DEAD_LETTER_TOPICS, EVENT_TOPICS, count_key, dead_letter_key, facts_of
+from .reader import Streams, count_key, dead_letter_key, facts_of
 from .views import as_json
 
 log = logging.getLogger("finsync.finance-analytics")
@@ -62,14 +62,15 @@ def _record(event: faust.EventT[bytes]) -> Record:
 
 
 class Analytics:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, streams: Streams | None = None) -> None:
         self.settings = settings
+        self.streams = streams = streams or Streams()
         self.serde = Serde(registry_client(settings))
         self.ledger = Ledger()
         self.publisher = Publisher()
         self.ready = False
         self.app = app = faust.App(
-            ANALYTICS,  # also the consumer group
+            streams.group,  # also the consumer group
             broker=f"kafka://{settings.kafka_bootstrap}",
             broker_credentials=_credentials(settings),
             store="memory://",  # the changelog is the state; recovered at start
@@ -90,11 +91,12 @@ class Analytics:
         self.counted_letters = app.Table("counted-dead-letters", partitions=1)
         for table in (self.counted, self.counted_letters):
             table.on_recover(self._rebuild)
-        app.agent(app.topic(*EVENT_TOPICS), name="count-events")(self._count_events)
-        app.agent(app.topic(*DEAD_LETTER_TOPICS), name="count-dead-letters")(
+        app.agent(app.topic(*streams.events), name="count-events")(self._count_events)
+        app.agent(app.topic(*streams.dead_letters), name="count-dead-letters")(
             self._count_dead_letters
         )
-        app.timer(settings.analytics_publish_seconds, name="publish-kpis")(self._publish)
+        if streams.publish:
+            app.timer(settings.analytics_publish_seconds, name="publish-kpis")(self._publish)
         analytics = self
 
         @app.page("/kpis")
@@ -119,13 +121,13 @@ class Analytics:
         async for event in stream.events():
             m = event.message
             try:
-                decoded = await self._decode(m.topic, m.value)
+                decoded = await self._decode(self.streams.events[m.topic], m.value)
+                key = count_key(decoded)
+                found = None if key in self.counted else facts_of(decoded)
             except Exception as exc:  # bad bytes, unknown schema, over the limits
                 await self._dead_letter(event, exc)
                 continue
-            key = count_key(decoded)
-            if key not in self.counted:
-                found = facts_of(decoded)
+            if found is not None:
                 self.counted[key] = [f.as_json() for f in found]
                 self.ledger.add(found)
 
@@ -134,7 +136,7 @@ class Analytics:
             m = event.message
             key = dead_letter_key(m.topic, m.partition, m.offset)
             if key not in self.counted_letters:
-                found = of_dead_letter(DEAD_LETTER_TOPICS[m.topic], int(m.timestamp * 1000))
+                found = of_dead_letter(self.streams.dead_letters[m.topic], int(m.timestamp * 1000))
                 self.counted_letters[key] = [f.as_json() for f in found]
                 self.ledger.add(found)
 

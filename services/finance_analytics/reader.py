@@ -3,14 +3,30 @@ makes it count once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from finsync.contract.events import Event, InvoicePosted, OpportunityClosed, PaymentApplied
-from finsync.contract.topics import SERVICES, dlq_topic
+from finsync.contract.topics import ANALYTICS, SERVICES, dlq_topic
 
 from . import facts
 from .facts import Fact
 
 EVENT_TOPICS = (OpportunityClosed.TOPIC, InvoicePosted.TOPIC, PaymentApplied.TOPIC)
 DEAD_LETTER_TOPICS = {dlq_topic(s): s for s in SERVICES}
+
+
+@dataclass(frozen=True)
+class Streams:
+    """What the app reads, as which group, and whether it publishes; a bench points it at
+    topics of its own."""
+
+    group: str = ANALYTICS
+    # The topic read -> the contract topic of its records (which schema and rule apply).
+    events: Mapping[str, str] = field(default_factory=lambda: {t: t for t in EVENT_TOPICS})
+    # The topic read -> the service whose dead letters it holds.
+    dead_letters: Mapping[str, str] = field(default_factory=lambda: dict(DEAD_LETTER_TOPICS))
+    publish: bool = True
 
 
 def count_key(event: Event) -> str:
