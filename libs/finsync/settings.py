@@ -155,6 +155,8 @@ class Settings:
     analytics_host: str = "127.0.0.1"
     analytics_port: int = 6066
     analytics_publish_seconds: float = 5.0
+    # Its consumer group, which also names its changelog topics: a new name counts from scratch.
+    analytics_group: str = "finance-analytics"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -223,6 +225,7 @@ class Settings:
             analytics_host=get("ANALYTICS_HOST", "127.0.0.1"),
             analytics_port=int(get("ANALYTICS_PORT", "6066")),
             analytics_publish_seconds=float(get("ANALYTICS_PUBLISH_SECONDS", "5")),
+            analytics_group=get("ANALYTICS_GROUP", "finance-analytics"),
         )
 
     @property

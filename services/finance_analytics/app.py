@@ -85,6 +85,10 @@ class Analytics:
             web_port=settings.analytics_port,
             web_bind=settings.analytics_host,
             producer_acks=-1,
+            # A member killed without leaving holds its partitions this long: finsync's setting,
+            # not faust's minute.
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         )
         self.counted = app.Table("counted", partitions=settings.topic_partitions)
         # Dead-letter topics have one partition; a table is partitioned like its stream.
@@ -114,8 +118,9 @@ class Analytics:
             for value in table.values():
                 ledger.add(Fact.from_json(v) for v in value)
         self.ledger = ledger
+        if not self.ready:
+            log.info("%s started: %d events counted so far", self.streams.group, ledger.counted)
         self.ready = True
-        log.info("figures rebuilt from %d counted events", ledger.counted)
 
     async def _count_events(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

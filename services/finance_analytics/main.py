@@ -10,10 +10,11 @@ from finsync.runtime import telemetry
 from finsync.settings import Settings
 
 from .app import Analytics
+from .reader import Streams
 
 
 def run(settings: Settings) -> None:
-    analytics = Analytics(settings)
+    analytics = Analytics(settings, Streams(group=settings.analytics_group))
     telemetry.json_logs(settings.log_level)
     if settings.log_level.upper() != "DEBUG":  # faust logs every start and stop step at INFO
         for name in ("faust", "mode", "aiokafka"):

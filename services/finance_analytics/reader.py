@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from finsync.contract.events import Event, InvoicePosted, OpportunityClosed, PaymentApplied
-from finsync.contract.topics import ANALYTICS, SERVICES, dlq_topic
+from finsync.contract.topics import ANALYTICS, ANALYTICS_READS, SERVICES, dlq_topic
 
 from . import facts
 from .facts import Fact
 
-EVENT_TOPICS = (OpportunityClosed.TOPIC, InvoicePosted.TOPIC, PaymentApplied.TOPIC)
+EVENT_TOPICS = ANALYTICS_READS  # OpportunityClosed, InvoicePosted, PaymentApplied
 DEAD_LETTER_TOPICS = {dlq_topic(s): s for s in SERVICES}
 
 
@@ -21,7 +21,7 @@ class Streams:
     """What the app reads, as which group, and whether it publishes; a bench points it at
     topics of its own."""
 
-    group: str = ANALYTICS
+    group: str = ANALYTICS  # finsync run takes FINSYNC_ANALYTICS_GROUP
     # The topic read -> the contract topic of its records (which schema and rule apply).
     events: Mapping[str, str] = field(default_factory=lambda: {t: t for t in EVENT_TOPICS})
     # The topic read -> the service whose dead letters it holds.

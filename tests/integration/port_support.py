@@ -171,11 +171,13 @@ def a_customer(**changes: Any) -> Customer:
     return Customer(**(fields | changes))
 
 
-def a_synced_account(conn: psycopg.Connection, parent: str | None = None) -> tuple[Customer, str]:
+def a_synced_account(
+    conn: psycopg.Connection, parent: str | None = None, **changes: Any
+) -> tuple[Customer, str]:
     """A CRM account as account-sync leaves it (it is not under test): its ERP customer, its
     billing account and their cross-reference, agreeing with each other, so the books'
     customers check finds nothing. Returns the customer and its ERP id."""
-    customer = a_customer()
+    customer = a_customer(**changes)
     customer_id = ReferenceErp(conn).create_customer(customer)
     billing_account_id = ReferenceBilling(conn).create_account(
         BillingAccount(

@@ -117,8 +117,12 @@ def test_receive_operations_carry_the_consumer_group(doc):
         op = ops[f"invoice-poster.receive.{topic}"]
         assert op["action"] == "receive"
         assert op["bindings"]["kafka"]["groupId"]["enum"] == ["invoice-poster"]
-    receivers = {k.split(".receive.")[1] for k in ops if ".receive." in k}
-    assert "erp.invoice-posted" not in receivers  # no service consumes it
+    receivers = {k.split(".receive.")[0] for k in ops if k.endswith(".receive.erp.invoice-posted")}
+    assert receivers == {"finance-analytics"}  # no service consumes it; the analytics do
+    kpis = ops["finance-analytics.send.analytics.finance-kpis"]
+    assert "faust-streaming app" in kpis["summary"]
+    channel = doc["channels"]["analytics.finance-kpis"]
+    assert channel["bindings"]["kafka"]["topicConfiguration"] == {"cleanup.policy": ["compact"]}
     assert not any(k.endswith(".receive.invoice-poster.dlq") for k in ops)
 
 

@@ -12,6 +12,7 @@ from finsync.cli import (
     billing,
     dlq,
     erp,
+    kpis,
     ops_console,
     publish,
     reconcile,
@@ -27,7 +28,19 @@ from finsync.settings import Settings
 from finsync.stack.process import StackError
 
 # In the order `finsync --help` lists their commands.
-GROUPS = (stack, publish, services, billing, erp, reconcile, simulate, dlq, asyncapi, ops_console)
+GROUPS = (
+    stack,
+    publish,
+    services,
+    billing,
+    erp,
+    reconcile,
+    simulate,
+    dlq,
+    kpis,
+    asyncapi,
+    ops_console,
+)
 
 
 def parser() -> argparse.ArgumentParser:

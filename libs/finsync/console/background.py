@@ -1,25 +1,20 @@
-"""The console as a background process for `make demo`: started once, left running so the
-demo's books can be explored after it ends, and stopped by `finsync stack down`.
+"""The console as a background process for `make demo` (stack/background.py): started once,
+left running so the demo's books can be explored after it ends, stopped by `finsync stack down`.
 
 A deployment runs `finsync console serve` under its own supervisor instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from finsync.console import users
 from finsync.runtime import db
 from finsync.settings import Settings
+from finsync.stack.background import Background, stop_pidfile
 
 DEMO_USER = "ops"
 
@@ -42,71 +37,33 @@ def url(settings: Settings) -> str:
     return f"http://{settings.console_host}:{settings.console_port}"
 
 
-def _answers(settings: Settings) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url(settings)}/healthz", timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
-
-
-def _pid(settings: Settings) -> tuple[int, str] | None:
-    """Our console's pid on this port and the database it serves, if it runs."""
-    try:
-        pid, served = _pidfile(settings).read_text().split()
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return None
-    return int(pid), served
+def _process(settings: Settings) -> Background:
+    return Background(
+        ("console", "serve"), _pidfile(settings), f"{url(settings)}/healthz", _fingerprint(settings)
+    )
 
 
 def ensure_running(settings: Settings, log: Path, timeout: float = 30) -> str:
     """The console's address, starting it unless ours already answers there. Raises
     RuntimeError with the reason when it cannot start (say, the port is someone else's)."""
-    ours = _pid(settings)
-    if ours is not None and ours[1] == _fingerprint(settings) and _answers(settings):
-        return url(settings)
-    if ours is not None:  # ours, but for another database: make way
-        stop_port(settings)
-        time.sleep(1.0)
-    if _answers(settings):
-        raise RuntimeError(f"something else answers at {url(settings)}; set FINSYNC_CONSOLE_PORT")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "finsync.cli.main", "console", "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives the demo, as the stack does
-        )
-    _pidfile(settings).parent.mkdir(parents=True, exist_ok=True)
-    _pidfile(settings).write_text(f"{proc.pid} {_fingerprint(settings)}")
-    deadline = time.monotonic() + timeout
-    while not _answers(settings):
-        if proc.poll() is not None:
-            raise RuntimeError(f"the console exited with {proc.returncode}; see {log}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the console did not answer in {timeout:.0f} s; see {log}")
-        time.sleep(0.3)
+    try:
+        _process(settings).ensure_running(log, timeout)
+    except RuntimeError as exc:
+        if "something else answers" in str(exc):
+            raise RuntimeError(f"{exc}; set FINSYNC_CONSOLE_PORT") from exc
+        raise
     return url(settings)
-
-
-def _kill(pidfile: Path) -> None:
-    with contextlib.suppress(OSError, ValueError, IndexError):  # gone already
-        os.killpg(int(pidfile.read_text().split()[0]), signal.SIGTERM)
-    pidfile.unlink(missing_ok=True)
 
 
 def stop_port(settings: Settings) -> None:
     """Stop the console this home started on the settings' port."""
-    _kill(_pidfile(settings))
+    _process(settings).stop()
 
 
 def stop(settings: Settings) -> None:
     """Stop the consoles this home started, on any port (`finsync stack down`)."""
     for pidfile in (settings.home / "run").glob("console-*.pid"):
-        _kill(pidfile)
+        stop_pidfile(pidfile)
 
 
 def secret_file(settings: Settings) -> Path:

@@ -53,6 +53,8 @@ def all_topics(services: list[str], partitions: int, dlq_retention_ms: int = -1)
 ANALYTICS = "finance-analytics"
 # Its figures, keyed by day: compaction keeps each day's newest, the current figures, forever.
 KPI_TOPIC = "analytics.finance-kpis"
+# The event topics it counts (it also counts the services' dead-letter topics).
+ANALYTICS_READS = ("crm.opportunity-closed", "erp.invoice-posted", "erp.payment-applied")
 KEPT_LATEST = {"cleanup.policy": "compact"}
 
 # The consumer services of the platform; each name is also its consumer group.

@@ -25,7 +25,15 @@ from typing import Any
 import yaml
 
 from finsync.contract.events import EVENT_TYPES, Event
-from finsync.contract.topics import SERVICES, TopicSpec, all_topics, retry_topic
+from finsync.contract.topics import (
+    ANALYTICS,
+    ANALYTICS_READS,
+    KPI_TOPIC,
+    SERVICES,
+    TopicSpec,
+    all_topics,
+    retry_topic,
+)
 from finsync.runtime import headers as h
 from finsync.runtime.provision import COMPATIBILITY, dlq_retention_ms
 from finsync.runtime.serde import SCHEMA_DIR, subject
@@ -134,16 +142,25 @@ class _Wiring:
     meanings: Mapping[str, str]  # header -> meaning
 
     def consumes(self, service: str) -> list[str]:
+        if service == ANALYTICS:  # a faust app, not a Service: its topics are contract
+            return sorted(ANALYTICS_READS)
         return sorted(self.services[service].handlers)
 
     def readers(self, topic: str) -> list[str]:
-        return [s for s in sorted(self.services) if topic in self.services[s].handlers]
+        return [s for s in self.consumers() if topic in self.consumes(s)]
+
+    def consumers(self) -> list[str]:
+        return sorted([*self.services, ANALYTICS])
 
     def writers(self, topic: str) -> list[str]:
+        if topic == KPI_TOPIC:
+            return [ANALYTICS]
         by = [s for s in sorted(self.services) if topic in published(self.services[s])]
         return by or [topic.split(".", 1)[0]]
 
     def who(self, actor: str) -> str:
+        if actor == ANALYTICS:
+            return f"the faust-streaming app {actor}"
         if actor in self.services:
             return f"the service {actor}"
         return SYSTEMS.get(actor, f"the {actor} system")
@@ -194,7 +211,7 @@ def document(services: Mapping[str, Service[Any]] | None = None) -> dict[str, An
             operations[f"{service}.send.{topic}"] = _send(w, service, topic)
             if kind == "retry":
                 operations[f"{service}.receive.{topic}"] = _receive(w, service, topic)
-    consumed = sorted({t for s in w.services for t in w.consumes(s)})
+    consumed = sorted({t for s in w.consumers() for t in w.consumes(s)})
     return {
         "asyncapi": ASYNCAPI,
         "info": _info(),
@@ -275,11 +292,17 @@ def _channel(
         "bindings": {
             "kafka": {
                 "partitions": spec.partitions,
-                "topicConfiguration": {"retention.ms": int(spec.config["retention.ms"])},
+                "topicConfiguration": _topic_configuration(spec.config),
                 "bindingVersion": BINDING,
             }
         },
     }
+
+
+def _topic_configuration(config: Mapping[str, str]) -> dict[str, Any]:
+    if "cleanup.policy" in config:
+        return {"cleanup.policy": config["cleanup.policy"].split(",")}
+    return {"retention.ms": int(config["retention.ms"])}
 
 
 def _event_channel(w: _Wiring, spec: TopicSpec) -> dict[str, Any]:
@@ -314,6 +337,12 @@ def _runtime_channel(w: _Wiring, spec: TopicSpec, service: str, kind: str) -> di
             "retry budget. Key, value and publisher headers byte for byte, with the "
             "dead-letter headers. `finsync dlq` lists, shows and replays them."
         )
+        if service == ANALYTICS:
+            description = (
+                f"Records {service} could not read (not Avro, an unknown schema, over the input "
+                "limits): key, value and publisher headers byte for byte, with the dead-letter "
+                "headers. The services' dead letters are where the events' owners are."
+            )
     refs = {m: f"{m}.{suffix}" for m in w.messages(spec.name)}
     return _channel(spec, {"title": title, "description": description}, refs, suffix)
 
@@ -321,6 +350,10 @@ def _runtime_channel(w: _Wiring, spec: TopicSpec, service: str, kind: str) -> di
 def _send(w: _Wiring, actor: str, channel: str) -> dict[str, Any]:
     if channel in w.schemas and actor in w.services:
         how = "through its outbox, once the transaction of the effect has committed"
+    elif actor == ANALYTICS and channel in w.schemas:
+        how = "when a day's figures change, at most once per FINSYNC_ANALYTICS_PUBLISH_SECONDS"
+    elif actor == ANALYTICS:
+        how = "when it cannot read a record"
     elif channel in w.schemas:
         how = "with the Confluent Avro serializer"
     elif channel == retry_topic(actor):
@@ -339,7 +372,9 @@ def _receive(w: _Wiring, service: str, channel: str) -> dict[str, Any]:
     return {
         "action": "receive",
         "channel": {"$ref": f"#/channels/{channel}"},
-        "summary": f"{service} consumes {channel}, committing offsets after its effects.",
+        "summary": f"{service} consumes {channel}, committing offsets after its effects."
+        if service != ANALYTICS
+        else f"{service} counts {channel} once per event into its changelogged table.",
         "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in w.messages(channel)],
         "bindings": {
             "kafka": {

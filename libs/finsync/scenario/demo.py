@@ -4,7 +4,8 @@ Starts the four services — each a consumer process with its outbox relay as a 
 plays the realistic scenario of `finsync simulate` through them, runs the month-end revenue
 recognition (`finsync erp recognize`), and prints what a finance lead wants to know: what went
 through each stage, the dead letters and why, a trial balance per legal entity and currency, AR
-per customer, and whether every deal reached an invoice posting.
+per customer, whether every deal reached an invoice posting, and finance-analytics' KPIs (the
+app, like the ops console, stays up after the demo).
 
 FINSYNC_DEMO_SEED (7) picks the scenario, FINSYNC_DEMO_ACCOUNTS (200) its size.
 """
@@ -22,9 +23,10 @@ from finsync.console import background
 from finsync.contract.topics import SERVICES
 from finsync.reference.erp import recognition
 from finsync.runtime import db, telemetry
-from finsync.scenario import crm, stages, summary
+from finsync.scenario import crm, kpi_summary, stages, summary
 from finsync.scenario.processes import ServiceProcess
 from finsync.settings import Settings
+from finsync.stack import analytics
 
 # Wide enough for the tables when the output is a pipe or a CI log, not a terminal.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -53,6 +55,17 @@ def start_console(settings: Settings, logs: Path) -> str | None:
     return note
 
 
+def start_analytics(settings: Settings, logs: Path) -> bool:
+    """finance-analytics, left running after the demo for the console's KPI page."""
+    try:
+        address = analytics.ensure_running(settings, logs / "finance-analytics.log")
+    except RuntimeError as exc:
+        say(f"[yellow]finance-analytics did not start[/yellow]: {exc}")
+        return False
+    say(f"finance-analytics serves its figures at {address}/kpis (it stays up until `make down`)")
+    return True
+
+
 def main() -> int:
     settings = Settings.from_env()
     seed = int(os.environ.get("FINSYNC_DEMO_SEED", "7"))
@@ -64,6 +77,7 @@ def main() -> int:
     services = [ServiceProcess(name, logs, env) for name in SERVICES]
     console.rule(f"[bold]finsync demo[/bold] — order to cash, seed {seed}")
     ops_console = start_console(settings, logs)
+    counting = start_analytics(settings, logs)
     try:
         for service in services:
             service.start(wait=False)
@@ -80,6 +94,8 @@ def main() -> int:
                 "month(s) of deferred revenue, one journal per legal entity, currency and month"
             )
         ok = summary.print_summary(console, settings, outcome)
+        if counting:
+            kpi_summary.print_kpis(console, settings)
         if ops_console:
             say(ops_console)
     finally:

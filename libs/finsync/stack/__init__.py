@@ -14,7 +14,7 @@ from finsync.console import background
 from finsync.runtime import db, provision
 from finsync.runtime.serde import registry_client
 from finsync.settings import Settings
-from finsync.stack import kafka, postgres, prometheus, registry, security
+from finsync.stack import analytics, kafka, postgres, prometheus, registry, security
 from finsync.stack.process import StackError
 
 PARTS = (("postgres", postgres), ("registry", registry), ("kafka", kafka))
@@ -52,7 +52,8 @@ def up(
 def down(settings: Settings) -> None:
     """Stop every part, even when one of them fails to stop."""
     failed = []
-    for name, part in [("console", background), ("prometheus", prometheus), *reversed(PARTS)]:
+    started_by_demo = [("console", background), ("finance-analytics", analytics)]
+    for name, part in [*started_by_demo, ("prometheus", prometheus), *reversed(PARTS)]:
         try:
             part.stop(settings)
         except (StackError, OSError) as exc:
