@@ -18,6 +18,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
@@ -69,6 +70,7 @@ class Analytics:
         self.ledger = Ledger()
         self.publisher = Publisher()
         self.ready = False
+        self._published: tuple[int, date] | None = None  # ledger version and day last sent
         self.app = app = faust.App(
             streams.group,  # also the consumer group
             broker=f"kafka://{settings.kafka_bootstrap}",
@@ -110,7 +112,8 @@ class Analytics:
                     days = min(max(int(request.query.get("days", "90")), 1), 400)
                 except ValueError:
                     return self.json({"error": "days must be a whole number"}, status=400)
-                return self.json(as_json(analytics.ledger, analytics.ready, days))
+                today = datetime.now(UTC).date()
+                return self.json(as_json(analytics.ledger, analytics.ready, days, today))
 
     async def _rebuild(self) -> None:
         ledger = Ledger()
@@ -179,10 +182,20 @@ class Analytics:
         )
 
     async def _publish(self) -> None:
-        """Changed days' figures, at most once per interval: a burst of events is one update."""
-        if not self.ready:
+        """Changed days' figures, at most once per interval: a burst of events is one update.
+        A failed send is tried again at the next tick (those days are not marked sent)."""
+        now = datetime.now(UTC)
+        news = (self.ledger.version, now.date())
+        if not self.ready or news == self._published:
             return
-        for kpis in self.publisher.changed(self.ledger):
-            out = self.serde.outgoing(kpis)
-            await self.app.producer.send_and_wait(out.topic, out.key, out.value, None, None, None)
-            self.publisher.mark_sent(kpis)
+        try:
+            for kpis in self.publisher.changed(self.ledger, now):
+                out = self.serde.outgoing(kpis)
+                await self.app.producer.send_and_wait(
+                    out.topic, out.key, out.value, None, None, None
+                )
+                self.publisher.mark_sent(kpis)
+        except Exception as exc:  # stopping, Kafka or the registry out: never the app's end
+            log.warning("figures not published (%s); trying again", type(exc).__name__)
+            return
+        self._published = news

@@ -119,11 +119,12 @@ class Ledger:
     def books(self) -> list[Book]:
         return sorted(self._daily)
 
-    def figures(self, last: date | None = None, days: int = MAX_DAYS) -> list[DayFigures]:
+    def figures(self, today: date | None = None, days: int = MAX_DAYS) -> list[DayFigures]:
         """Each book's figures for every day from its first activity (at most `days` days)
-        to `last` (default: the last day with activity in any book)."""
-        last = last or self._last_day()
-        if last is None:
+        through the later of `today` and the last day with activity in any book: balances and
+        aging go on ageing after the last event."""
+        last = max((d for d in (self._last_day(), today) if d), default=None)
+        if last is None or not self._daily:
             return []
         rows: list[DayFigures] = []
         for book in self.books():

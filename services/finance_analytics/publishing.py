@@ -36,10 +36,10 @@ def kpi_figures(row: DayFigures) -> KpiFigures:
 Content = tuple[tuple[KpiFigures, ...], tuple[DeadLetterCount, ...]]
 
 
-def by_day(ledger: Ledger) -> dict[date, Content]:
+def by_day(ledger: Ledger, today: date) -> dict[date, Content]:
     """Every day's figures and dead letters as they stand."""
     figures: dict[date, list[KpiFigures]] = defaultdict(list)
-    for row in ledger.figures():
+    for row in ledger.figures(today):
         figures[row.day].append(kpi_figures(row))
     letters = ledger.dead_letters()
     return {
@@ -59,10 +59,9 @@ class Publisher:
     def __init__(self) -> None:
         self.sent: dict[date, Content] = {}
 
-    def changed(self, ledger: Ledger) -> list[FinanceKpis]:
-        now = datetime.now(UTC)
+    def changed(self, ledger: Ledger, now: datetime) -> list[FinanceKpis]:
         out = []
-        for day, content in by_day(ledger).items():
+        for day, content in by_day(ledger, now.astimezone(UTC).date()).items():
             if self.sent.get(day) == content:
                 continue
             out.append(

@@ -8,8 +8,8 @@ from typing import Any
 from .ledger import AGING, Ledger
 
 
-def as_json(ledger: Ledger, ready: bool, days: int, last: date | None = None) -> dict[str, Any]:
-    rows = ledger.figures(last=last)
+def as_json(ledger: Ledger, ready: bool, days: int, today: date) -> dict[str, Any]:
+    rows = ledger.figures(today)
     end = max((r.day for r in rows), default=None)
     since = end - timedelta(days=days - 1) if end else None
     letters = ledger.dead_letters()

@@ -17,14 +17,16 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from finsync.cli.main import main as finsync
 from finsync.contract.events import (
     CreditMemoIssued,
+    FinanceKpis,
     InvoiceIssued,
     InvoiceLine,
     OpportunityClosed,
     PaymentSettled,
 )
-from finsync.contract.topics import ANALYTICS, dlq_topic
+from finsync.contract.topics import ANALYTICS, KPI_TOPIC, dlq_topic
 from finsync.ops.kpis import AnalyticsUnavailable, Kpis, fetch
 from finsync.runtime import clients, db
 from finsync.runtime.messages import Outgoing, Record
@@ -97,7 +99,7 @@ class App:
         self.group = f"{ANALYTICS}-{uuid.uuid4().hex[:8]}"
         port = free_port()
         self.settings = dataclasses.replace(settings, analytics_port=port)
-        self.starts = at_the_end(settings, self.group, [*READ, dlq_topic(ANALYTICS)])
+        self.starts = at_the_end(settings, self.group, [*READ, dlq_topic(ANALYTICS), KPI_TOPIC])
         self.env = {
             "FINSYNC_ANALYTICS_GROUP": self.group,
             "FINSYNC_ANALYTICS_PORT": str(port),
@@ -145,6 +147,11 @@ def booking(tmp_path: Path) -> Iterator[None]:
 
 def account(settings: Settings) -> str:
     with db.connect(settings) as conn, conn.transaction():
+        conn.execute(
+            "INSERT INTO billing.legal_entities (legal_entity, name, tax_rate, payment_terms_days) "
+            "VALUES (%s, 'Analytics test entity', 0, 30) ON CONFLICT DO NOTHING",
+            (ENT,),
+        )
         customer, _ = a_synced_account(conn, legal_entity=ENT)
     return customer.account_id
 
@@ -340,15 +347,22 @@ def test_figures_survive_a_kill_and_duplicates_and_tie_to_the_erp(
 
     expected_bookings = sum((d.total_contract_value for d in deals), D(0))
 
+    seen: dict[str, object] = {}
+
     def settled() -> Kpis | None:
         k = app.kpis()
         if k is None or not k.ready or not k.of(ENT, "EUR"):
             return None
-        if sum((r.bookings for r in k.of(ENT, "EUR")), D(0)) != expected_bookings:
-            return None
-        return k if app_figures(k) == erp_figures(settings, k.of(ENT, "EUR")[-1].day) else None
+        bookings = sum((r.bookings for r in k.of(ENT, "EUR")), D(0))
+        ours, erp = app_figures(k), erp_figures(settings, k.of(ENT, "EUR")[-1].day)
+        seen.update(bookings=(bookings, expected_bookings), app=ours, erp=erp)
+        return k if bookings == expected_bookings and ours == erp else None
 
-    kpis = eventually(settled, 90, "figures equal to the ERP's")
+    try:
+        kpis = eventually(settled, 90, "figures equal to the ERP's")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {seen}") from exc
+    assert kpis is not None
     assert killed_at < kpis.events_counted, "the kill came after the app had counted everything"
     last = kpis.of(ENT, "EUR")[-1]
     assert last.day == TODAY
@@ -373,3 +387,44 @@ def test_figures_survive_a_kill_and_duplicates_and_tie_to_the_erp(
     broken = [r for r in own if r.key == b"INV-BROKEN"]
     assert broken and broken[0].value == b"\x00\x7f\xff\xff\xff nope"
     assert "UnknownSchema" in (broken[0].header_text("__connect.errors.exception.class.name") or "")
+
+
+def test_the_figures_are_published_and_printed(
+    settings: Settings,
+    serde: Serde,
+    booking: None,
+    app: App,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    customer = account(settings)
+    due = invoice(customer, "640.00", 40, 30)  # 10 days past due
+    publish(settings, serde, [due])
+    eventually(lambda: posted(settings, due), 60, "invoice posted")
+
+    def published() -> FinanceKpis | None:
+        days = [
+            serde.decode(KPI_TOPIC, r.value)
+            for r in records_since(settings, app.starts, [KPI_TOPIC])
+            if r.key == TODAY.isoformat().encode()
+        ]
+        newest = days[-1] if days else None
+        assert newest is None or isinstance(newest, FinanceKpis)
+        ours = [f for f in newest.figures if f.legal_entity == ENT] if newest else []
+        return newest if ours and ours[0].ar_1_30 >= D("640.00") else None
+
+    kpis = eventually(published, 60, "today's figures on analytics.finance-kpis")
+    assert kpis is not None
+    (ours,) = [f for f in kpis.figures if f.legal_entity == ENT]
+    assert ours.net_billings == ours.billings - ours.credits
+    assert ours.open_ar == sum(
+        (ours.ar_current, ours.ar_1_30, ours.ar_31_60, ours.ar_61_90, ours.ar_over_90), D(0)
+    )
+    monkeypatch.setenv("FINSYNC_ANALYTICS_PORT", str(app.settings.analytics_port))
+    capsys.readouterr()
+    assert finsync(["kpis", "--entity", ENT, "--days", "90"]) == 0
+    out = capsys.readouterr().out
+    assert f"{ENT} EUR" in out and f"{ours.ar_1_30:,.2f}" in out, out
+    monkeypatch.setenv("FINSYNC_ANALYTICS_PORT", str(free_port()))
+    assert finsync(["kpis"]) == 1
+    assert "finsync run finance-analytics" in capsys.readouterr().out

@@ -132,7 +132,7 @@ def test_open_ar_ages_by_due_date_as_of_each_day() -> None:
         invoice("new", "50", day=date(2026, 3, 1), due=date(2026, 3, 31)),
         payment("old", "40", day=date(2026, 3, 5)),
     )
-    rows = {r.day: r for r in ledger.figures(last=date(2026, 3, 31))}
+    rows = {r.day: r for r in ledger.figures(date(2026, 3, 31))}
     assert rows[date(2026, 3, 4)].aging == (D(50), D(0), D(100), D(0), D(0))  # 32 days past
     march5 = rows[date(2026, 3, 5)]
     assert march5.open_ar == D(110) and march5.collections == D(40)
@@ -140,6 +140,13 @@ def test_open_ar_ages_by_due_date_as_of_each_day() -> None:
     assert rows[date(2026, 1, 31)].aging == (D(100), D(0), D(0), D(0), D(0))  # due that day
     assert rows[date(2026, 2, 1)].aging == (D(0), D(100), D(0), D(0), D(0))
     assert len(rows) == 90  # every day from the first activity, quiet days too
+
+
+def test_balances_go_on_ageing_through_today() -> None:
+    ledger = ledger_of(invoice("a", "80", due=DAY))
+    rows = ledger.figures(date(2026, 4, 20))
+    assert rows[-1].day == date(2026, 4, 20) and rows[-1].aging[2] == D(80)  # 41 days past
+    assert ledger.figures(date(2026, 1, 1))[-1].day == DAY  # never short of the last event
 
 
 def test_dso_is_open_ar_over_the_90_days_net_billings() -> None:
@@ -168,10 +175,10 @@ def test_unapplied_cash_and_dead_letters() -> None:
 def test_only_changed_days_are_published_again() -> None:
     ledger = ledger_of(invoice("a", "10", day=date(2026, 3, 1)), invoice("b", "5"))
     publisher = Publisher()
-    first = publisher.changed(ledger)
+    first = publisher.changed(ledger, AT)
     assert [e.day for e in first] == [date(2026, 3, d) for d in range(1, 11)]
     for e in first:
         publisher.mark_sent(e)
-    assert publisher.changed(ledger) == []
+    assert publisher.changed(ledger, AT) == []
     ledger.add(facts.of_application(payment("b", "5")))
-    assert [e.day for e in publisher.changed(ledger)] == [DAY]
+    assert [e.day for e in publisher.changed(ledger, AT)] == [DAY]
