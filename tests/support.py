@@ -93,6 +93,23 @@ class TopicTail:
         self.consumer.close()
 
 
+def commit_at_end(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Commit the group's offsets at the topics' ends, so a new app counts only what follows
+    (the shared test stack holds every earlier test's events)."""
+    c = Consumer({**settings.kafka_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        found = c.list_topics(timeout=10).topics
+        ends = [
+            TopicPartition(t, p, c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
+            for t in topics
+            for p in found[t].partitions
+        ]
+        c.commit(offsets=ends, asynchronous=False)
+    finally:
+        c.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in ends}
+
+
 def publish(settings: Settings, serde: Serde, events: list[Event]) -> None:
     clients.send(clients.producer(settings, "test"), [serde.outgoing(e) for e in events])
 

@@ -35,7 +35,15 @@ from finsync.settings import Settings
 from services.finance_analytics.ledger import bucket
 from services.finance_analytics.reader import DEAD_LETTER_TOPICS, EVENT_TOPICS
 from tests.integration.port_support import a_synced_account, uid
-from tests.support import FAST_RETRIES, ServiceProcess, eventually, free_port, publish, publish_raw
+from tests.support import (
+    FAST_RETRIES,
+    ServiceProcess,
+    commit_at_end,
+    eventually,
+    free_port,
+    publish,
+    publish_raw,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,23 +51,6 @@ D = Decimal
 TODAY = datetime.now(UTC).date()
 ENT = f"AN-{uuid.uuid4().hex[:8].upper()}"  # a book of this test's alone
 READ = [*EVENT_TOPICS, *DEAD_LETTER_TOPICS]
-
-
-def at_the_end(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Commit the group's offsets at the topics' ends, so a new app counts only what follows
-    (the shared test stack holds every earlier test's events)."""
-    c = Consumer({**settings.kafka_config(), "group.id": group, "enable.auto.commit": False})
-    try:
-        found = c.list_topics(timeout=10).topics
-        ends = [
-            TopicPartition(t, p, c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
-            for t in topics
-            for p in found[t].partitions
-        ]
-        c.commit(offsets=ends, asynchronous=False)
-    finally:
-        c.close()
-    return {(tp.topic, tp.partition): tp.offset for tp in ends}
 
 
 def records_since(
@@ -99,7 +90,7 @@ class App:
         self.group = f"{ANALYTICS}-{uuid.uuid4().hex[:8]}"
         port = free_port()
         self.settings = dataclasses.replace(settings, analytics_port=port)
-        self.starts = at_the_end(settings, self.group, [*READ, dlq_topic(ANALYTICS), KPI_TOPIC])
+        self.starts = commit_at_end(settings, self.group, [*READ, dlq_topic(ANALYTICS), KPI_TOPIC])
         self.env = {
             "FINSYNC_ANALYTICS_GROUP": self.group,
             "FINSYNC_ANALYTICS_PORT": str(port),

@@ -30,6 +30,11 @@ def ensure_running(settings: Settings, log: Path, timeout: float = 90) -> str:
     return settings.analytics_url
 
 
+def stop_port(settings: Settings) -> None:
+    """Stop the finance-analytics this home started on the settings' port."""
+    _process(settings).stop()
+
+
 def stop(settings: Settings) -> None:
     """Stop every finance-analytics this home started, on any port."""
     for pidfile in (settings.home / "run").glob("finance-analytics-*.pid"):
