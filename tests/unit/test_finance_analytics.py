@@ -182,3 +182,21 @@ def test_only_changed_days_are_published_again() -> None:
     assert publisher.changed(ledger, AT) == []
     ledger.add(facts.of_application(payment("b", "5")))
     assert [e.day for e in publisher.changed(ledger, AT)] == [DAY]
+
+
+def test_the_web_view_reads_back_exactly_and_refuses_float_amounts() -> None:
+    import json
+
+    import pytest
+
+    from finsync.ops.kpis import AnalyticsUnavailable, parse
+    from services.finance_analytics.views import as_json
+
+    ledger = ledger_of(invoice("a", "0.0001", due=date(2026, 1, 1)), payment(None, "0", "7.5"))
+    body = json.loads(json.dumps(as_json(ledger, True, 90, DAY)))
+    (row,) = parse(body).of("ACME-US", "USD")[-1:]
+    assert row.open_ar == D("0.0001") and row.aging[3] == D("0.0001")
+    assert row.unapplied_cash == D("7.5")
+    body["figures"][0]["open_ar"] = 0.1
+    with pytest.raises(AnalyticsUnavailable, match="float"):
+        parse(body)

@@ -32,6 +32,7 @@ from finsync.console.pages import (
     audit,
     exception_actions,
     exceptions,
+    kpis,
     lineage,
     login,
     overview,
@@ -66,6 +67,7 @@ ROUTERS = (
     exception_actions.router,
     lineage.router,
     reconciliation.router,
+    kpis.router,
     asyncapi.router,
     audit.router,
 )

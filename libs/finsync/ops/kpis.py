@@ -51,16 +51,23 @@ class Kpis:
         return [r for r in self.rows if (r.legal_entity, r.currency) == (legal_entity, currency)]
 
 
+def _amount(v: object) -> Decimal:
+    """An amount as the app sends it: decimal text, never a JSON number or a boolean."""
+    if not isinstance(v, str):
+        raise ValueError(f"an amount came as {type(v).__name__}, not decimal text")
+    return Decimal(v)
+
+
 def _row(r: dict[str, Any]) -> KpiRow:
     money = ("bookings", "billings", "credits", "net_billings", "collections", "open_ar")
     return KpiRow(
         legal_entity=str(r["legal_entity"]),
         currency=str(r["currency"]),
         day=date.fromisoformat(r["day"]),
-        **{k: Decimal(r[k]) for k in money},
-        aging=tuple(Decimal(a) for a in r["aging"]),
-        unapplied_cash=Decimal(r["unapplied_cash"]),
-        dso=None if r["dso"] is None else Decimal(r["dso"]),
+        **{k: _amount(r[k]) for k in money},
+        aging=tuple(_amount(a) for a in r["aging"]),
+        unapplied_cash=_amount(r["unapplied_cash"]),
+        dso=None if r["dso"] is None else _amount(r["dso"]),
     )
 
 
@@ -79,14 +86,28 @@ def parse(body: dict[str, Any]) -> Kpis:
         raise AnalyticsUnavailable(f"finance-analytics answered without figures ({exc!r})") from exc
 
 
+# Straight to the app: a proxy from http_proxy must not carry 127.0.0.1's figures elsewhere.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def fetch(settings: Settings, days: int = 90) -> Kpis:
     url = f"{settings.analytics_url}/kpis?days={int(days)}"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
-            body = json.load(response)
-    except (OSError, ValueError) as exc:  # refused, timed out, not JSON
+        with _OPENER.open(url, timeout=TIMEOUT_SECONDS) as response:
+            # Amounts come as text; a number in JSON must not pass through float either.
+            body = json.loads(response.read(), parse_float=Decimal)
+    except urllib.error.HTTPError as exc:
         raise AnalyticsUnavailable(
-            f"finance-analytics does not answer at {settings.analytics_url} ({exc}); "
+            f"finance-analytics at {settings.analytics_url} answered {exc.code}"
+        ) from exc
+    except (OSError, ValueError) as exc:  # refused, timed out, not JSON
+        why = (
+            "timed out"
+            if isinstance(getattr(exc, "reason", exc), TimeoutError)
+            else "is not running"
+        )
+        raise AnalyticsUnavailable(
+            f"finance-analytics {why} at {settings.analytics_url}; "
             "start it with `finsync run finance-analytics`"
         ) from exc
     if not isinstance(body, dict):
