@@ -58,6 +58,7 @@ demo: up
 
 bench: up
 	$(BIN)/python -m finsync.bench.invoice_poster
+	$(BIN)/python -m finsync.bench.analytics
 	$(BIN)/python -m finsync.bench.dead_letters
 
 # The order-to-cash scenario at FINSYNC_CHAOS_EVENTS (100000) events while services, Kafka,
