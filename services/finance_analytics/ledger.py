@@ -121,9 +121,10 @@ class Ledger:
 
     def figures(self, today: date | None = None, days: int = MAX_DAYS) -> list[DayFigures]:
         """Each book's figures for every day from its first activity (at most `days` days)
-        through the later of `today` and the last day with activity in any book: balances and
-        aging go on ageing after the last event."""
-        last = max((d for d in (self._last_day(), today) if d), default=None)
+        through `today` (default: the last day with activity in any book). Balances and aging
+        go on ageing after the last event; an event dated after `today` (a typo's year 2310)
+        counts, and shows from its day on, without pushing today's figures out of the series."""
+        last = today or self._last_day()
         if last is None or not self._daily:
             return []
         rows: list[DayFigures] = []

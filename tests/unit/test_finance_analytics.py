@@ -146,7 +146,9 @@ def test_balances_go_on_ageing_through_today() -> None:
     ledger = ledger_of(invoice("a", "80", due=DAY))
     rows = ledger.figures(date(2026, 4, 20))
     assert rows[-1].day == date(2026, 4, 20) and rows[-1].aging[2] == D(80)  # 41 days past
-    assert ledger.figures(date(2026, 1, 1))[-1].day == DAY  # never short of the last event
+    ledger.add(facts.of_posting(invoice("typo", "5", day=date(2310, 3, 10))))
+    rows = ledger.figures(date(2026, 4, 20))  # a far-future date does not push today out
+    assert rows[-1].day == date(2026, 4, 20) and rows[-1].open_ar == D(80) and len(rows) == 42
 
 
 def test_dso_is_open_ar_over_the_90_days_net_billings() -> None:

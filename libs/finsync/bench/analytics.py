@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -93,7 +94,8 @@ def create_topics(settings: Settings, run: Run) -> None:
 
 
 def delete_run(settings: Settings, run: Run) -> None:
-    """The run's topics, the app's changelogs and both consumer groups."""
+    """The run's topics, the app's changelogs, its tables on disk and both consumer groups."""
+    shutil.rmtree(settings.home / "analytics" / f"{run.prefix}-app", ignore_errors=True)
     admin = clients.admin(settings)
     topics = [t for t in admin.list_topics(timeout=15).topics if t.startswith(run.prefix)]
     if topics:
