@@ -38,20 +38,15 @@ def url(settings: Settings) -> str:
 
 
 def _process(settings: Settings) -> Background:
-    return Background(
-        ("console", "serve"), _pidfile(settings), f"{url(settings)}/healthz", _fingerprint(settings)
-    )
+    health = f"{url(settings)}/healthz"
+    tag = _fingerprint(settings)
+    return Background(("console", "serve"), _pidfile(settings), health, tag, "FINSYNC_CONSOLE_PORT")
 
 
 def ensure_running(settings: Settings, log: Path, timeout: float = 30) -> str:
     """The console's address, starting it unless ours already answers there. Raises
     RuntimeError with the reason when it cannot start (say, the port is someone else's)."""
-    try:
-        _process(settings).ensure_running(log, timeout)
-    except RuntimeError as exc:
-        if "something else answers" in str(exc):
-            raise RuntimeError(f"{exc}; set FINSYNC_CONSOLE_PORT") from exc
-        raise
+    _process(settings).ensure_running(log, timeout)
     return url(settings)
 
 

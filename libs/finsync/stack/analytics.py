@@ -16,17 +16,13 @@ def _process(settings: Settings) -> Background:
         settings.home / "run" / f"finance-analytics-{settings.analytics_port}.pid",
         f"{settings.analytics_url}/kpis?days=1",
         settings.analytics_group,
+        "FINSYNC_ANALYTICS_PORT",
     )
 
 
 def ensure_running(settings: Settings, log: Path, timeout: float = 90) -> str:
     """Where it serves its figures, starting it unless ours already answers there."""
-    try:
-        _process(settings).ensure_running(log, timeout)
-    except RuntimeError as exc:
-        if "something else answers" in str(exc):
-            raise RuntimeError(f"{exc}; set FINSYNC_ANALYTICS_PORT") from exc
-        raise
+    _process(settings).ensure_running(log, timeout)
     return settings.analytics_url
 
 

@@ -25,6 +25,7 @@ class Background:
     pidfile: Path
     probe: str  # a URL that answers 200 once it serves
     tag: str  # what it serves, beside its pid
+    port_setting: str  # where to move it when its port is taken, e.g. FINSYNC_CONSOLE_PORT
 
     def answers(self) -> bool:
         try:
@@ -52,7 +53,7 @@ class Background:
             self.stop()
             time.sleep(1.0)
         if self.answers():
-            raise RuntimeError(f"something else answers at {self.probe}")
+            raise RuntimeError(f"something else answers at {self.probe}; set {self.port_setting}")
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             proc = subprocess.Popen(
