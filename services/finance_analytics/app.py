@@ -71,6 +71,8 @@ class Analytics:
         self.publisher = Publisher()
         self.ready = False
         self._published: tuple[int, date] | None = None  # ledger version and day last sent
+        tables = settings.home / "analytics" / streams.group
+        tables.parent.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
         self.app = app = faust.App(
             streams.group,  # also the consumer group
             broker=f"kafka://{settings.kafka_bootstrap}",
@@ -84,7 +86,7 @@ class Analytics:
                 "block_cache_compressed_size": 16 * 2**20,
                 "write_buffer_size": 16 * 2**20,
             },
-            datadir=str(settings.home / "analytics" / streams.group),  # its tables, on disk
+            datadir=str(tables),  # its tables, on disk
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=1,
             topic_allow_declare=True,  # its own changelog topics; the streams must exist
