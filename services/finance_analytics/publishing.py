@@ -41,7 +41,10 @@ def by_day(ledger: Ledger, today: date) -> dict[date, Content]:
     figures: dict[date, list[KpiFigures]] = defaultdict(list)
     for row in ledger.figures(today):
         figures[row.day].append(kpi_figures(row))
-    letters = ledger.dead_letters()
+    # Only days the figures cover: a day past the window published with no rows would replace,
+    # on the compacted topic, the figures it was last published with.
+    first = min(figures, default=today)
+    letters = {d: n for d, n in ledger.dead_letters().items() if first <= d <= today}
     return {
         day: (
             tuple(figures.get(day, [])),

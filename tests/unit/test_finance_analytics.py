@@ -202,3 +202,10 @@ def test_the_web_view_reads_back_exactly_and_refuses_float_amounts() -> None:
     body["figures"][0]["open_ar"] = 0.1
     with pytest.raises(AnalyticsUnavailable, match="float"):
         parse(body)
+
+
+def test_days_outside_the_figures_are_never_published_empty() -> None:
+    ledger = ledger_of(invoice("a", "10"))
+    ledger.add(facts.of_dead_letter("invoice-poster", 0))  # 1970: long before the figures
+    days = [e.day for e in Publisher().changed(ledger, AT)]
+    assert days == [DAY]
