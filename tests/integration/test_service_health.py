@@ -58,11 +58,21 @@ def test_a_running_service_shows_its_instance_partitions_relay_and_rates_until_i
             h = _service(settings)
             mine = [i for i in h.instances if i.pid == pid and i.role == "consumer"]
             covered = {(p.topic, p.partition) for p in h.partitions} == every
-            caught_up = all(p.lag == 0 for p in h.partitions)  # what others left is done
+            # What earlier runs left on the source topics is done. Not on the retry topic: a
+            # record whose dependency never comes keeps it paused, with lag, for its budget.
+            caught_up = all(p.lag == 0 for p in h.partitions if not p.topic.endswith(".retry"))
             ready = mine and mine[0].partitions and covered and caught_up and h.relay_alive
+            seen.append(h)
             return h if ready else None
 
-        h = eventually(assigned, 60, "the instance with its partitions and a live relay")
+        seen: list[health.ServiceHealth] = []
+        try:
+            h = eventually(assigned, 60, "the instance with its partitions and a live relay")
+        except AssertionError:
+            last = seen[-1]
+            print("instances:", [(i.role, i.pid, i.gone, i.active) for i in last.instances])
+            print("partitions:", [(p.topic, p.partition, p.lag, p.paused) for p in last.partitions])
+            raise
         assert h.state == "up"
         [mine] = [i for i in h.instances if i.pid == pid and i.role == "consumer"]
         assert mine.host == host and not mine.gone and mine.started_at <= mine.seen_at
@@ -81,7 +91,7 @@ def test_a_running_service_shows_its_instance_partitions_relay_and_rates_until_i
             return found[0] if found and found[0].counts["dead-lettered"] > before else None
 
         later = eventually(counted, 30, "the dead letter counted in the heartbeat")
-        assert later.counts["dead-lettered"] == before + 1
+        assert later.counts["dead-lettered"] >= before + 1  # and any retries that ran out
         assert later.rates["dead-lettered"] > 0
     finally:
         assert service.stop() == 0
