@@ -7,21 +7,24 @@ registry that refuses our credentials, throttles us, or is not at the configured
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import fastavro
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from finsync.contract.events import InvoiceIssued
-from finsync.errors import Outage, UnknownSchema
-from finsync.runtime.serde import Serde
+from finsync.errors import Outage, UndecodableEvent, UnknownSchema
+from finsync.runtime.serde import Serde, schema_text
 from finsync.scenario import documents
 from finsync.settings import Settings
 
@@ -115,3 +118,30 @@ def test_a_registry_that_never_answers_is_an_outage_not_a_hang(settings: Setting
         assert time.monotonic() - started < 10
     finally:
         silent.close()
+
+
+def test_an_older_writer_version_reads_into_todays_shape_first_time_and_every_time(
+    serde: Serde, settings: Settings
+) -> None:
+    """The first record of a schema id goes through the registry's deserializer; later ones of
+    the same id through the schemas it remembered. Both ways resolve an older writer schema
+    into today's reader schema the same, and bytes that do not fit it are the event's fault."""
+    today = json.loads(schema_text(InvoiceIssued.TOPIC))
+    older = {**today, "fields": [f for f in today["fields"] if f["name"] != "subscription_id"]}
+    client = SchemaRegistryClient(settings.registry_config())
+    schema_id = client.register_schema(
+        f"test-older-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(older), "AVRO")
+    )
+    framing = b"\x00" + schema_id.to_bytes(4, "big")
+    invoice = documents.invoice(random.Random(5), 1).model_copy(update={"subscription_id": "S-1"})
+    written = io.BytesIO()
+    written.write(framing)
+    record = {k: v for k, v in invoice.model_dump().items() if k != "subscription_id"}
+    fastavro.schemaless_writer(written, fastavro.parse_schema(older), record)
+
+    first = serde.decode(InvoiceIssued.TOPIC, written.getvalue())
+    again = serde.decode(InvoiceIssued.TOPIC, written.getvalue())
+    expected = invoice.model_copy(update={"subscription_id": None})  # the field's default
+    assert first == again == serde.decode(InvoiceIssued.TOPIC, serde.encode(expected))
+    with pytest.raises(UndecodableEvent, match="not a Confluent-framed Avro record"):
+        serde.decode(InvoiceIssued.TOPIC, framing + written.getvalue()[5:20])

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
 from finsync.domain.accounting import MINOR_UNITS, ZERO
 
@@ -31,7 +32,12 @@ def month_start(day: date) -> date:
 
 
 def month_end(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    return day.replace(day=_days_in_month(day.year, day.month))
+
+
+@cache  # a schedule asks it of every month it spans, for every line of every invoice
+def _days_in_month(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
 
 
 def next_month(day: date) -> date:

@@ -48,6 +48,21 @@ from finsync.reference.erp.held_cash import HeldCashStore
 from finsync.reference.erp.journals import Journals
 from finsync.reference.erp.schedules import Schedules
 from finsync.reference.erp.settlements import Settlements
+from finsync.runtime import bulk
+
+_OPEN_ITEM_COLUMNS = (
+    ("document_id", "text"),
+    ("invoice_id", "text"),
+    ("invoice_number", "text"),
+    ("account_id", "text"),
+    ("legal_entity", "text"),
+    ("currency", "text"),
+    ("issued_on", "date"),
+    ("due_on", "date"),
+    ("original_amount", "numeric"),
+    ("open_amount", "numeric"),
+    ("journal_entry_id", "text"),
+)
 
 
 class ReferenceErp:
@@ -358,14 +373,7 @@ class ReferenceErp:
             return
         with self.conn.cursor() as cur:
             self._journals.flush(cur)  # before the documents that refer to them
-            if self._open_items:
-                cur.executemany(
-                    "INSERT INTO erp.ar_open_items (document_id, invoice_id, invoice_number, "
-                    "account_id, legal_entity, currency, issued_on, due_on, original_amount, "
-                    "open_amount, journal_entry_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    self._open_items,
-                )
+            bulk.insert(cur, "erp.ar_open_items", _OPEN_ITEM_COLUMNS, self._open_items)
             self._schedules.flush(cur)
             if self._credits:
                 cur.executemany(

@@ -16,6 +16,34 @@ from finsync.domain.accounting import Journal
 from finsync.ports.erp import Posted
 from finsync.reference.erp import periods
 from finsync.reference.erp.fx import Converter
+from finsync.runtime import bulk
+
+_ENTRY_COLUMNS = (
+    ("entry_id", "text"),
+    ("idempotency_key", "text"),
+    ("legal_entity", "text"),
+    ("currency", "text"),
+    ("description", "text"),
+    ("posted_at", "timestamptz"),
+    ("accounting_date", "date"),
+    ("original_date", "date"),
+    ("date_reason", "text"),
+    ("functional_currency", "text"),
+    ("rate_from", "text"),
+    ("rate_to", "text"),
+    ("rate_date", "date"),
+)
+_LINE_COLUMNS = (
+    ("entry_id", "text"),
+    ("line_no", "int"),
+    ("account_code", "text"),
+    ("debit", "numeric"),
+    ("credit", "numeric"),
+    ("mapping_rule", "text"),
+    ("functional_debit", "numeric"),
+    ("functional_credit", "numeric"),
+    ("rate", "numeric"),
+)
 
 
 class Journals:
@@ -91,18 +119,7 @@ class Journals:
     def flush(self, cur: psycopg.Cursor) -> None:
         if not self._entries:
             return
-        cur.executemany(
-            "INSERT INTO erp.journal_entries (entry_id, idempotency_key, legal_entity, "
-            "currency, description, posted_at, accounting_date, original_date, date_reason, "
-            "functional_currency, rate_from, rate_to, rate_date) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            self._entries,
-        )
-        cur.execute(
-            "INSERT INTO erp.journal_lines (entry_id, line_no, account_code, debit, credit, "
-            "mapping_rule, functional_debit, functional_credit, rate) "
-            "SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::numeric[], "
-            "%s::numeric[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[])",
-            [list(column) for column in zip(*self._lines, strict=True)],
-        )
+        bulk.insert(cur, "erp.journal_entries", _ENTRY_COLUMNS, self._entries)
+        # One statement for all lines: the balance trigger checks each entry once.
+        bulk.insert(cur, "erp.journal_lines", _LINE_COLUMNS, self._lines)
         self._entries, self._lines = [], []

@@ -15,6 +15,28 @@ import psycopg
 
 from finsync.domain.revenue import ScheduleRow
 from finsync.ports.erp import InvoiceLineBooking, LineBalance, LineCredit
+from finsync.runtime import bulk
+
+_LINE_COLUMNS = (
+    ("invoice_id", "text"),
+    ("line_id", "text"),
+    ("amount", "numeric"),
+    ("revenue_account", "text"),
+    ("deferred_account", "text"),
+    ("mapping_rule", "text"),
+    ("tax_account", "text"),
+    ("tax_rule", "text"),
+)
+_SCHEDULE_COLUMNS = (
+    ("invoice_id", "text"),
+    ("line_id", "text"),
+    ("period", "date"),
+    ("legal_entity", "text"),
+    ("currency", "text"),
+    ("revenue_account", "text"),
+    ("deferred_account", "text"),
+    ("amount", "numeric"),
+)
 
 
 class Schedules:
@@ -59,22 +81,8 @@ class Schedules:
 
     def flush(self, cur: psycopg.Cursor[tuple[object, ...]]) -> None:
         """After the AR items, which the lines refer to."""
-        if self._lines:
-            cur.execute(
-                "INSERT INTO erp.ar_invoice_lines (invoice_id, line_id, amount, revenue_account, "
-                "deferred_account, mapping_rule, tax_account, tax_rule) SELECT * FROM "
-                "unnest(%s::text[], %s::text[], %s::numeric[], %s::text[], %s::text[], "
-                "%s::text[], %s::text[], %s::text[])",
-                [list(column) for column in zip(*self._lines, strict=True)],
-            )
-        if self._rows:
-            cur.execute(
-                "INSERT INTO erp.revenue_schedules (invoice_id, line_id, period, legal_entity, "
-                "currency, revenue_account, deferred_account, amount) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[], "
-                "%s::text[], %s::text[], %s::text[], %s::numeric[])",
-                [list(column) for column in zip(*self._rows, strict=True)],
-            )
+        bulk.insert(cur, "erp.ar_invoice_lines", _LINE_COLUMNS, self._lines)
+        bulk.insert(cur, "erp.revenue_schedules", _SCHEDULE_COLUMNS, self._rows)
         self._lines, self._rows = [], []
 
     def lines_to_credit(self, invoice_id: str) -> dict[str, LineBalance]:
