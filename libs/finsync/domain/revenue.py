@@ -41,7 +41,8 @@ def _days_in_month(year: int, month: int) -> int:
 
 
 def next_month(day: date) -> date:
-    return month_end(day) + timedelta(days=1)
+    """The first day of the month after `day`'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def last_closed_month(through: date) -> date:
