@@ -56,10 +56,13 @@ test: lint test-unit schemas-check browser
 demo: up
 	$(BIN)/python -m finsync.scenario.demo
 
+# Figures go to artifacts/bench/bench-results.json (FINSYNC_BENCH_OUT), drawn in
+# bench-results.png at the end.
 bench: up
 	$(BIN)/python -m finsync.bench.invoice_poster
 	$(BIN)/python -m finsync.bench.analytics
 	$(BIN)/python -m finsync.bench.dead_letters
+	$(BIN)/python -m finsync.bench.chart
 
 # The order-to-cash scenario at FINSYNC_CHAOS_EVENTS (100000) events while services, Kafka,
 # PostgreSQL and the registry are killed and brought back; fails unless the books are right.

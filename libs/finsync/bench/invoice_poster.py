@@ -19,7 +19,6 @@ import dataclasses
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +32,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from rich.console import Console
 from rich.table import Table
 
-from finsync.contract.events import InvoiceIssued, InvoicePosted
+from finsync.bench import results as bench_results
+from finsync.bench.latency import latency, latency_line
+from finsync.contract.events import InvoiceIssued
 from finsync.runtime import clients, db
 from finsync.runtime.serde import Serde, registry_client, schema_text
 from finsync.scenario import documents
@@ -284,49 +285,11 @@ def framework(
     return time.perf_counter() - (started or time.perf_counter()), proc
 
 
-def latency(settings: Settings, serde: Serde, rate: int, seconds: int) -> list[float]:
-    """Publish at `rate`/s; milliseconds from publish to the posting being readable."""
-    tail = clients.consumer(settings, f"bench-tail-{uuid.uuid4()}")
-    topic = InvoicePosted.TOPIC
-    parts = tail.list_topics(topic, timeout=10).topics[topic].partitions
-    tail.assign(
-        [
-            TopicPartition(topic, p, tail.get_watermark_offsets(TopicPartition(topic, p))[1])
-            for p in parts
-        ]
-    )
-    producer = Producer(settings.kafka_config())
-    rng = random.Random(7)
-    sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    total = rate * seconds
-    start = time.perf_counter()
-    i = 0
-    with console.status(f"latency at {rate}/s for {seconds}s ..."):
-        while len(seen) < total and time.perf_counter() - start < seconds + 30:
-            due = min(total, int((time.perf_counter() - start) * rate))
-            while i < due:
-                invoice = documents.invoice(rng, i)
-                producer.produce(TOPIC, serde.encode(invoice), invoice.key.encode())
-                producer.poll(0)
-                sent[str(invoice.event_id)] = time.perf_counter()
-                i += 1
-            for m in tail.consume(100, timeout=0.01):
-                if m.error():
-                    continue
-                event = serde.decode(topic, m.value())
-                if event.causation_id in sent:
-                    seen[event.causation_id] = time.perf_counter()
-    producer.flush(10)
-    tail.close()
-    return [(seen[k] - sent[k]) * 1000 for k in seen]
-
-
 def main() -> int:
     settings = bench_settings(Settings.from_env())
     n = int(os.environ.get("FINSYNC_BENCH_EVENTS", "50000"))
-    rate = int(os.environ.get("FINSYNC_BENCH_RATE", "200"))
-    seconds = int(os.environ.get("FINSYNC_BENCH_SECONDS", "15"))
+    rates = [int(r) for r in os.environ.get("FINSYNC_BENCH_RATES", "200,1000").split(",")]
+    seconds = int(os.environ.get("FINSYNC_BENCH_SECONDS", "10"))
     console.rule(f"[bold]finsync bench[/bold] — invoice-poster, {n} invoice-issued events")
     serde = Serde(registry_client(settings))
     catch_up(Settings.from_env())
@@ -334,22 +297,22 @@ def main() -> int:
     offsets = publish_invoices(settings, serde, n, seed=n)
     assert sum(end - first for first, end in offsets.values()) == n
 
-    results: list[tuple[str, float]] = []
-    results.append(("ceiling: consume + decode", ceiling(settings, serde, offsets)))
-    results.append(("hand-written loop", hand_written(settings, offsets)))
+    runs: list[tuple[str, float]] = []
+    runs.append(("ceiling: consume + decode", ceiling(settings, serde, offsets)))
+    runs.append(("hand-written loop", hand_written(settings, offsets)))
     assert count(settings, "SELECT count(*) FROM erp.journal_entries") == n
     reset_database(settings)
 
     env = {**os.environ, "FINSYNC_DATABASE_URL": settings.database_url}
     took, proc = framework(settings, offsets, n, env)
-    results.append(("finsync invoice-poster (inbox, outbox, relay, tracing)", took))
+    runs.append(("finsync invoice-poster (inbox, outbox, relay, tracing)", took))
     try:
-        latencies = latency(settings, serde, rate, seconds)
+        latencies = [latency(settings, serde, rate, seconds) for rate in rates]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
 
-    hand = n / results[1][1]
+    hand = n / runs[1][1]
     table = Table(
         "run",
         "events",
@@ -358,16 +321,31 @@ def main() -> int:
         "vs hand-written",
         title=f"Throughput over the same {n} events",
     )
-    for name, secs in results:
+    for name, secs in runs:
         rps = n / secs
         table.add_row(name, str(n), f"{secs:.2f}", f"{rps:,.0f}", f"{rps / hand:.0%}")
     console.print(table)
-    if latencies:
-        q = statistics.quantiles(latencies, n=100)
-        console.print(
-            f"end-to-end latency at {rate}/s for {seconds}s ({len(latencies)} events): "
-            f"p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {max(latencies):.0f} ms"
-        )
+    console.print("end-to-end latency, publish to erp.invoice-posted readable:")
+    for at in latencies:
+        console.print(f"  {latency_line(at)}")
+    path = bench_results.save(
+        "invoice-poster",
+        {
+            "events": n,
+            "throughput": [
+                {
+                    "run": name,
+                    "events": n,
+                    "seconds": round(secs, 3),
+                    "events_per_second": round(n / secs, 1),
+                    "vs_hand_written": round(n / secs / hand, 3),
+                }
+                for name, secs in runs
+            ],
+            "latency": [at.as_json() for at in latencies],
+        },
+    )
+    console.print(f"figures saved in {path}")
     return 0
 
 
