@@ -259,16 +259,20 @@ def point_group_at(settings: Settings, offsets: Offsets) -> None:
 
 
 def framework(
-    settings: Settings, offsets: Offsets, n: int, env: dict[str, str]
-) -> tuple[float, subprocess.Popen[bytes]]:
+    settings: Settings, offsets: Offsets, n: int, env: dict[str, str], instances: int = 1
+) -> tuple[float, list[subprocess.Popen[bytes]]]:
+    """`instances` processes of invoice-poster in its group, sharing the partitions."""
     point_group_at(settings, offsets)
     log = open(settings.home / "run" / "bench-invoice-poster.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "finsync.cli.main", "run", GROUP],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "finsync.cli.main", "run", GROUP],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        for _ in range(instances)
+    ]
     started = None
     with console.status("finsync invoice-poster ...") as status:
         while True:
@@ -279,10 +283,19 @@ def framework(
             status.update(f"finsync invoice-poster: {posted}/{n} posted, {unsent} unsent")
             if posted >= n and unsent == 0:
                 break
-            if proc.poll() is not None:
+            if any(proc.poll() is not None for proc in procs):
+                stop(procs)
                 raise SystemExit("invoice-poster exited during the bench; see its log")
             time.sleep(0.25)  # polling more often took CPU from the service it measures
-    return time.perf_counter() - (started or time.perf_counter()), proc
+    return time.perf_counter() - (started or time.perf_counter()), procs
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(60)
 
 
 def main() -> int:
@@ -304,13 +317,14 @@ def main() -> int:
     reset_database(settings)
 
     env = {**os.environ, "FINSYNC_DATABASE_URL": settings.database_url}
-    took, proc = framework(settings, offsets, n, env)
-    runs.append(("finsync invoice-poster (inbox, outbox, relay, tracing)", took))
+    instances = int(os.environ.get("FINSYNC_BENCH_INSTANCES", "1"))
+    took, procs = framework(settings, offsets, n, env, instances)
+    many = f", {instances} instances" if instances > 1 else ""
+    runs.append((f"finsync invoice-poster (inbox, outbox, relay, tracing{many})", took))
     try:
         latencies = [latency(settings, serde, rate, seconds) for rate in rates]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        stop(procs)
 
     hand = n / runs[1][1]
     table = Table(
