@@ -60,6 +60,7 @@ demo: up
 # bench-results.png at the end.
 bench: up
 	$(BIN)/python -m finsync.bench.invoice_poster
+	$(BIN)/python -m finsync.bench.peers
 	$(BIN)/python -m finsync.bench.analytics
 	$(BIN)/python -m finsync.bench.dead_letters
 	$(BIN)/python -m finsync.bench.chart

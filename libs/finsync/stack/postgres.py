@@ -4,7 +4,8 @@ initdb and the server refuse to run as root, so as root the cluster belongs to t
 `postgres` system user (created by Debian's package) and its commands run through runuser.
 The cluster holds the databases of role `finsync`: `finsync` (services, reference ERP),
 `finsync_registry` (the schema registry's storage), `finsync_bench` (`make bench`, `make
-chaos`) and `finsync_test` (`make test`, so tests never write into the books of `finsync`).
+chaos`), `finsync_peers` (the framework peers `make bench` runs beside invoice-poster) and
+`finsync_test` (`make test`, so tests never write into the books of `finsync`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from finsync.settings import Settings
 from finsync.stack.process import StackError, port_open
 
-DATABASES = ("finsync", "finsync_registry", "finsync_bench", "finsync_test")
+DATABASES = ("finsync", "finsync_registry", "finsync_bench", "finsync_peers", "finsync_test")
 ROLE, PASSWORD = "finsync", "finsync"
 SYSTEM_USER = "postgres"
 
