@@ -26,7 +26,7 @@ from finsync.settings import Settings
 
 log = logging.getLogger("finsync.consumer")
 
-BATCH_WAIT = 0.05  # seconds a poll waits for the first record of a batch
+BATCH_WAIT = 0.05  # seconds
 PROGRESS_EVERY = 30.0  # seconds between progress lines in the log
 
 
@@ -58,7 +58,8 @@ class ConsumerLoop:
                 self._log_progress()
                 self.meters.sample_lag(self.consumer)
                 self._beat()
-                messages = self._next_batch()
+                # A short wait: a full batch under load, and little added latency when quiet.
+                messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
                 records = [clients.to_record(m) for m in messages if not self._skip(m)]
                 if not records:
                     continue
@@ -79,15 +80,6 @@ class ConsumerLoop:
             # Its row goes on a stop asked for; after a crash it stays, and shows as gone.
             self.heartbeat.stop(remove=stop.is_set())
             log.info("consumer stopped", extra={"counts": dict(self.totals)})
-
-    def _next_batch(self) -> list[Message]:
-        """What has arrived, up to a batch, waiting only while nothing has. A batch never waits
-        to fill: under load the records that came in while the last batch was processed make
-        the next one large, and a lone record goes at once."""
-        first = self.consumer.poll(BATCH_WAIT)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(self.settings.batch_size - 1, timeout=0)]
 
     def _skip(self, msg: Message) -> bool:
         err = msg.error()

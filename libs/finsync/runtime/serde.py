@@ -12,7 +12,6 @@ registry says of it (unknown, GUID framing, down) is classified exactly as befor
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import uuid
@@ -85,6 +84,7 @@ class Serde:
         self._writers: dict[str, tuple[bytes, Any]] = {}
         # (topic, 5-byte framing) -> parsed writer schema, and reader schema when it differs
         self._readers: dict[tuple[str, bytes], tuple[Any, Any]] = {}
+        self._slow: set[tuple[str, bytes]] = set()  # framings that keep the deserializer's way
 
     def encode(self, event: Event) -> bytes:
         return self.encode_record(event.TOPIC, event.model_dump())
@@ -140,23 +140,34 @@ class Serde:
                 ) from exc
         else:
             record = self._decode_through_deserializer(topic, data)
-            with contextlib.suppress(Exception):  # not remembered: it keeps the slow way
+            if (topic, data[:5]) not in self._slow:
                 self._remember_reader(topic, data[:5])
         if not isinstance(record, dict):
             raise UndecodableEvent(f"expected an Avro record, got {type(record).__name__}")
         return record
 
     def _remember_reader(self, topic: str, framing: bytes) -> None:
-        """The id's schema, which the deserializer has just fetched (the client caches it)."""
+        """The id's schema as the deserializer has just fetched it: asked under the same
+        subject, it comes from the client's cache. One that cannot be remembered (GUID framing,
+        another schema type, references fastavro cannot resolve alone) keeps the
+        deserializer's way, and is not tried again."""
+        key = (topic, framing)
         if framing[:1] != b"\x00" or len(framing) < 5:
-            return  # GUID framing: rare here; it keeps the deserializer's way
-        writer = self._client.get_schema(int.from_bytes(framing[1:], "big"))
-        if writer.schema_type not in (None, "AVRO") or writer.schema_str is None:
+            self._slow.add(key)
             return
-        ours = schema_text(topic)
-        same = json.dumps(json.loads(writer.schema_str)) == ours
-        reader = None if same else _parsed(ours)
-        self._readers[(topic, framing)] = (_parsed(writer.schema_str), reader)
+        try:
+            writer = self._client.get_schema(int.from_bytes(framing[1:], "big"), subject(topic))
+        except Exception:  # the registry, not the record: asked again with the next one
+            return
+        try:
+            if writer.schema_type not in (None, "AVRO") or writer.schema_str is None:
+                raise ValueError(f"a {writer.schema_type} schema")
+            ours = schema_text(topic)
+            same = json.dumps(json.loads(writer.schema_str)) == ours
+            reader = None if same else _parsed(ours)
+            self._readers[key] = (_parsed(writer.schema_str), reader)
+        except Exception:
+            self._slow.add(key)
 
     def _decode_through_deserializer(self, topic: str, data: bytes) -> Any:
         deserializer = self._deserializers.get(topic)
