@@ -237,22 +237,22 @@ def catch_up(settings: Settings) -> None:
         raise SystemExit(f"{GROUP} did not catch up; see `finsync dlq list` and its logs")
 
 
-def point_group_at(settings: Settings, offsets: Offsets) -> None:
-    """invoice-poster's group starts at the bench's first event. The broker takes offsets from
-    outside only for an empty group: a member that died without leaving holds it for a while."""
-    consumer = Consumer({**settings.kafka_config(), "group.id": GROUP})
-    deadline = time.monotonic() + 60
+def point_group(
+    settings: Settings, group: str, topic: str, offsets: Offsets, wait_seconds: float = 60
+) -> None:
+    """`group` starts at the range's first records. The broker takes offsets from outside only
+    for an empty group: a member that died without leaving holds it for a while."""
+    consumer = Consumer({**settings.kafka_config(), "group.id": group})
+    starts = [TopicPartition(topic, p, first) for p, (first, _) in offsets.items()]
+    deadline = time.monotonic() + wait_seconds
     try:
         while True:
             try:
-                consumer.commit(
-                    offsets=[TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()],
-                    asynchronous=False,
-                )
+                consumer.commit(offsets=starts, asynchronous=False)
                 return
             except KafkaException as exc:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"{GROUP} still has members; stop them first") from exc
+                    raise SystemExit(f"group {group} still has members; stop them first") from exc
                 time.sleep(2)
     finally:
         consumer.close()
@@ -262,7 +262,7 @@ def framework(
     settings: Settings, offsets: Offsets, n: int, env: dict[str, str], instances: int = 1
 ) -> tuple[float, list[subprocess.Popen[bytes]]]:
     """`instances` processes of invoice-poster in its group, sharing the partitions."""
-    point_group_at(settings, offsets)
+    point_group(settings, GROUP, TOPIC, offsets)
     log = open(settings.home / "run" / "bench-invoice-poster.log", "ab")  # noqa: SIM115
     procs = [
         subprocess.Popen(

@@ -11,9 +11,9 @@ import sys
 from rich.console import Console
 
 from finsync.bench import results
-from finsync.bench.invoice_poster import catch_up, publish_invoices
+from finsync.bench.invoice_poster import catch_up, point_group, publish_invoices
 from finsync.bench.peers.bench import fault_events, peers_settings, run_peers, tables
-from finsync.bench.peers.topics import point_group
+from finsync.bench.peers.runs import GROUP_WAIT_SECONDS
 from finsync.contract.events import InvoiceIssued
 from finsync.runtime.serde import Serde, registry_client
 from finsync.settings import Settings
@@ -34,7 +34,11 @@ def main() -> int:
     )
     # Past the bench's events, which it processed up to here or the stack's books never need.
     point_group(
-        stack, "invoice-poster", InvoiceIssued.TOPIC, {p: (e, e) for p, (_, e) in offsets.items()}
+        stack,
+        "invoice-poster",
+        InvoiceIssued.TOPIC,
+        {p: (e, e) for p, (_, e) in offsets.items()},
+        GROUP_WAIT_SECONDS,
     )
     for table in tables(figures):
         console.print(table)

@@ -11,9 +11,10 @@ from typing import Any
 
 from rich.table import Table
 
+from finsync.bench.invoice_poster import Offsets
 from finsync.bench.peers.counting import range_invoices, tally
 from finsync.bench.peers.runs import FINSYNC, PEERS, Fault, Runner, drive
-from finsync.bench.peers.topics import Offsets, ensure_topic, high_watermarks, tail
+from finsync.bench.peers.topics import ensure_topic, high_watermarks, tail
 from finsync.contract.events import InvoiceIssued
 from finsync.runtime.serde import Serde
 from finsync.settings import Settings

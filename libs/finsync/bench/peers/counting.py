@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from finsync.bench.peers.topics import Offsets, read
+from finsync.bench.invoice_poster import Offsets
+from finsync.bench.peers.topics import read
 from finsync.contract.events import InvoiceIssued, InvoicePosted
 from finsync.runtime.serde import Serde
 from finsync.settings import Settings

@@ -30,9 +30,9 @@ from typing import IO
 import psycopg
 from confluent_kafka import TopicPartition
 
-from finsync.bench.invoice_poster import reset_database
+from finsync.bench.invoice_poster import Offsets, point_group, reset_database
 from finsync.bench.peers.posting import datadir
-from finsync.bench.peers.topics import OUT_TOPIC, Offsets, forget_group, point_group
+from finsync.bench.peers.topics import OUT_TOPIC, forget_group
 from finsync.contract.events import InvoiceIssued, InvoicePosted
 from finsync.runtime import clients
 from finsync.settings import Settings
@@ -43,6 +43,7 @@ IDLE = 10.0  # nothing moved this long: the run is over ...
 # partitions for its session timeout (faust's: 60 s), and a result the killed process had
 # in flight can still land meanwhile.
 GRACE = 90.0
+GROUP_WAIT_SECONDS = GRACE  # a killed member holds its group about as long
 SETTLE = 3.0  # after a fault, all posted: how long no result may arrive before it is over
 # The run's own sessions: not the server's background workers (autovacuum) in the database.
 DROP_SESSIONS = (
@@ -145,7 +146,7 @@ def drive(
         return {p: probe.get_watermark_offsets(TopicPartition(topic, p))[1] for p in parts}
 
     since = outputs()
-    point_group(settings, group, InvoiceIssued.TOPIC, offsets)
+    point_group(settings, group, InvoiceIssued.TOPIC, offsets, GROUP_WAIT_SECONDS)
     env = {
         **os.environ,
         "FINSYNC_DATABASE_URL": settings.database_url,

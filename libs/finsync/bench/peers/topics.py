@@ -6,14 +6,14 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from finsync.bench.invoice_poster import Offsets
 from finsync.runtime import clients
 from finsync.settings import Settings
 
 OUT_TOPIC = "bench.peer-invoice-posted"
-Offsets = dict[int, tuple[int, int]]  # partition -> (first, end), as the bench's ranges
 
 
 def ensure_topic(settings: Settings, topic: str = OUT_TOPIC) -> None:
@@ -56,25 +56,6 @@ def tail(offsets: Offsets, n: int) -> Offsets:
             break
         share[p] += 1 if share[p] < offsets[p][1] - offsets[p][0] else 0
     return {p: (end - share[p], end) for p, (_, end) in offsets.items()}
-
-
-def point_group(settings: Settings, group: str, topic: str, offsets: Offsets) -> None:
-    """The group starts at the range's first records. The broker takes offsets from outside
-    only for an empty group: a member that died without leaving holds it for a while."""
-    consumer = Consumer({**settings.kafka_config(), "group.id": group})
-    starts = [TopicPartition(topic, p, first) for p, (first, _) in offsets.items()]
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                consumer.commit(offsets=starts, asynchronous=False)
-                return
-            except KafkaException as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"group {group} still has members; stop them") from exc
-                time.sleep(2)
-    finally:
-        consumer.close()
 
 
 def forget_group(settings: Settings, group: str) -> None:
