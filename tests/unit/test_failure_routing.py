@@ -126,6 +126,26 @@ def test_a_replayed_record_keeps_its_replay_headers_through_retries_and_its_next
     assert [k for k, _ in letter.headers].count(h.REPLAY_DEAD_LETTER) == 1
 
 
+def test_a_replay_message_is_the_retry_as_retry_makes_of_the_letter():
+    from dataclasses import replace
+
+    from finsync.runtime.dlq import replay_message
+    from finsync.runtime.failures import as_retry
+
+    stored = [
+        *original().headers,
+        (h.REPLAY_ID, b"r-0"),  # a letter that was itself a replay that failed again
+        (h.ERR_ATTEMPTS, b"3"),
+        ("late", None),
+    ]
+    origin = Origin("billing.invoice-issued", 2, 41, 1_700_000_000_000, 3, NOW - 5000)
+    made = replay_message("invoice-poster", b"INV-1", b"v", stored, origin, "r-1", 42)
+    record = Record("invoice-poster.dlq", 0, 0, origin.timestamp_ms, b"INV-1", b"v", stored)
+    extra = [(h.REPLAY_ID, b"r-1"), (h.REPLAY_DEAD_LETTER, b"42")]
+    fresh = replace(origin, attempts=0, first_failure_ms=None)
+    assert made == as_retry(record, "invoice-poster", fresh, 0, 0, None, extra=extra)
+
+
 def test_a_dead_letter_names_the_event_when_the_record_decoded():
     out = dead_letter(
         original(), InvalidEvent("bad"), service="invoice-poster", stage="TASK_PUT",

@@ -19,6 +19,7 @@ nothing and writes one summary row to the audit (`replay:<id>`), not one per let
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -188,6 +189,14 @@ def replay(
     return Replay(replay_id, [Result(x, outcomes[x.id]) for x in letters], more)
 
 
+def _rows(rows: list[list[Any]]) -> str:
+    """Many rows as one JSON parameter: binding them as arrays made the driver dump every
+    element in Python, which cost a large replay more than its statements (see runtime/bulk.py).
+    Statements that take one run unprepared (`prepare=False`): a prepared statement soon gets a
+    generic plan, which cannot know the number of rows and joins them quadratically."""
+    return json.dumps(rows)
+
+
 def _intent(
     conn: psycopg.Connection,
     replay_id: str,
@@ -205,21 +214,21 @@ def _intent(
             "dlq_partition, dlq_offset, message_key, event_id, error_class, target_topic, "
             "dry_run, outcome, dead_letter_id, finished_at) "
             "SELECT %s, %s, d.service, d.dlq_topic, d.dlq_partition, d.dlq_offset, "
-            "d.message_key, d.event_id, d.error_class, x.target, false, x.outcome, d.id, "
-            "CASE WHEN x.outcome = 'intended' THEN NULL ELSE now() END "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY "
-            "AS x(id, outcome, target, n) JOIN finsync.dead_letters d ON d.id = x.id "
+            "d.message_key, d.event_id, d.error_class, x.r->>2, false, x.r->>1, d.id, "
+            "CASE WHEN x.r->>1 = 'intended' THEN NULL ELSE now() END "
+            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(r, n) "
+            "JOIN finsync.dead_letters d ON d.id = (x.r->>0)::bigint "
             "ORDER BY x.n RETURNING id, dead_letter_id",
             (
                 replay_id,
                 actor,
-                ids,
-                [outcomes[i] for i in ids],
-                [retry_topic(x.service) for x in letters],
+                _rows([[x.id, outcomes[x.id], retry_topic(x.service)] for x in letters]),
             ),
+            prepare=False,
         ).fetchall()
         refused = [i for i in ids if outcomes[i].startswith("refused")]
-        taken = [i for i in ids if i not in set(refused)]
+        skipped = set(refused)
+        taken = [i for i in ids if i not in skipped]
         audit.record(conn, actor, "replay", target(replay_id), summary)
         each = {k: summary[k] for k in ("reason", "force", "filter") if k in summary}
         for action, chosen in (("replay", taken), ("replay-refused", refused)):
@@ -248,8 +257,8 @@ class _Sender:
         cancelled: Callable[[], bool],
         done: int,
     ) -> None:
-        """Chunk by chunk: claim, produce, wait for Kafka's answers, record them, keep the
-        rate; a cancelled replay records the rest as not sent."""
+        """Chunk by chunk: claim (which reads what to send), produce, wait once for Kafka's
+        answers, record them, keep the rate; a cancelled replay records the rest as not sent."""
         if not letters:
             return
         producer = clients.producer(self.settings, "finsync-dlq-replay")
@@ -264,17 +273,16 @@ class _Sender:
                 _record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
                 progress(done + len(rest))
                 return
-            claimed = _claim(self.conn, chunk)
+            messages = _claim(self.conn, self.replay_id, chunk)
             for x in chunk:
-                if x.id not in claimed:
+                if x.id not in messages:
                     self.outcomes[x.id] = TAKEN
-            sending = [x.id for x in chunk if x.id in claimed]
-            messages = _messages(self.conn, self.replay_id, sending)
+            sending = [x.id for x in chunk if x.id in messages]
             answers = clients.deliveries(producer, [messages[i] for i in sending], timeout=30)
             for i, answer in zip(sending, answers, strict=True):
                 error = answer.error
                 self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
-            before = {x.id: x.status for x in chunk if x.id in claimed}
+            before = {x.id: x.status for x in chunk if x.id in messages}
             _record_outcomes(self.conn, self.rows, self.outcomes, [x.id for x in chunk], before)
             done += len(chunk)
             progress(done)
@@ -284,33 +292,26 @@ class _Sender:
                     time.sleep(pause)
 
 
-def _claim(conn: psycopg.Connection, letters: list[Letter]) -> set[int]:
+def _claim(conn: psycopg.Connection, replay_id: str, letters: list[Letter]) -> dict[int, Outgoing]:
     """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
     were chosen (same status, same updated_at): a second replay of the same letters, or an
     operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
-    locks them."""
+    locks them. Returns the message to send for each letter claimed, read in the same
+    statement."""
     rows = conn.execute(
         "UPDATE finsync.dead_letters d SET status = 'replayed', updated_at = now() "
-        "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS x(id, status, seen) "
+        "FROM (SELECT (r->>0)::bigint AS id, r->>1 AS status, (r->>2)::timestamptz AS seen "
+        "FROM jsonb_array_elements(%s::jsonb) AS r) AS x "
         "WHERE d.id = x.id AND d.status = x.status AND d.updated_at = x.seen "
-        "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s) "
-        "ORDER BY id FOR UPDATE) RETURNING d.id",
+        "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s::bigint[]) "
+        "ORDER BY id FOR UPDATE) "
+        "RETURNING d.id, d.service, d.key, d.value, d.header_keys, d.header_values, "
+        "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp",
         (
-            [x.id for x in letters],
-            [x.status for x in letters],
-            [x.updated_at for x in letters],
-            sorted(x.id for x in letters),
+            _rows([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
+            "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see _rows
         ),
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _messages(conn: psycopg.Connection, replay_id: str, ids: list[int]) -> dict[int, Outgoing]:
-    rows = conn.execute(
-        "SELECT id, service, key, value, header_keys, header_values, source_topic, "
-        "source_partition, source_offset, source_timestamp FROM finsync.dead_letters "
-        "WHERE id = ANY(%s)",
-        (ids,),
+        prepare=False,
     ).fetchall()
     messages = {}
     for id_, service, key, value, keys, values, topic, partition, offset, stamp in rows:
@@ -336,9 +337,10 @@ def _record_outcomes(
     back = sorted(i for i in before if outcomes[i] != "replayed")
     with conn.transaction():
         conn.execute(
-            "UPDATE finsync.replay_audit a SET outcome = x.outcome, finished_at = now() "
-            "FROM unnest(%s::bigint[], %s::text[]) AS x(id, outcome) WHERE a.id = x.id",
-            ([rows[i] for i in ids], [outcomes[i] for i in ids]),
+            "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
+            "FROM jsonb_array_elements(%s::jsonb) AS x(r) WHERE a.id = (x.r->>0)::bigint",
+            (_rows([[rows[i], outcomes[i]] for i in ids]),),
+            prepare=False,
         )
         if back:
             conn.execute(
@@ -347,4 +349,5 @@ def _record_outcomes(
                 "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
                 "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
                 (back, [before[i] for i in back], back),
+                prepare=False,
             )
