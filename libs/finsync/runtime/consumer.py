@@ -18,7 +18,7 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from finsync.contract.topics import retry_topic
-from finsync.runtime import clients, db, faults, heartbeat, metrics
+from finsync.runtime import clients, db, faults, heartbeat, metrics, parking
 from finsync.runtime.failures import not_before_ms
 from finsync.runtime.messages import Record
 from finsync.runtime.processing import BatchProcessor
@@ -26,7 +26,7 @@ from finsync.settings import Settings
 
 log = logging.getLogger("finsync.consumer")
 
-BATCH_WAIT = 0.05  # seconds
+BATCH_WAIT = 0.05  # seconds a poll waits for the first record of a batch
 PROGRESS_EVERY = 30.0  # seconds between progress lines in the log
 
 
@@ -45,11 +45,13 @@ class ConsumerLoop:
         self.heartbeat = heartbeat.Heartbeat(settings, self.name, "consumer")
         self._next_beat = 0.0
         self._positions = heartbeat.Positions()
+        self._rebalances = 0  # partitions revoked so far
 
     def run(self, stop: threading.Event) -> None:
         topics = [*self.processor.service.handlers, retry_topic(self.name)]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("consuming %s as group %s", ", ".join(topics), self.name)
+        self._prune_parked()
         self.heartbeat.start()
         outage_wait = 1.0
         try:
@@ -58,8 +60,7 @@ class ConsumerLoop:
                 self._log_progress()
                 self.meters.sample_lag(self.consumer)
                 self._beat()
-                # A short wait: a full batch under load, and little added latency when quiet.
-                messages = self.consumer.consume(self.settings.batch_size, timeout=BATCH_WAIT)
+                messages = self._next_batch()
                 records = [clients.to_record(m) for m in messages if not self._skip(m)]
                 if not records:
                     continue
@@ -80,6 +81,36 @@ class ConsumerLoop:
             # Its row goes on a stop asked for; after a crash it stays, and shows as gone.
             self.heartbeat.stop(remove=stop.is_set())
             log.info("consumer stopped", extra={"counts": dict(self.totals)})
+
+    def _prune_parked(self) -> None:
+        """Forget records that cannot come back from the retry topic (past its retention)."""
+        try:
+            with db.connect(self.settings) as conn:
+                pruned = parking.prune(conn, self.name, int(time.time() * 1000))
+        except Exception as exc:
+            if not db.is_outage(exc):
+                raise
+            log.warning("parked records not pruned (%s); next start will", exc)
+            return
+        if pruned:
+            log.info("pruned %d parked records past the retry topic's retention", pruned)
+
+    def _next_batch(self) -> list[Message]:
+        """What has arrived, up to a batch, waiting only while nothing has. A batch never waits
+        to fill: under load, what came in while the last batch was processed makes the next one
+        large, and a lone record goes at once. A record's redelivery may so come in a later
+        batch than its retry copy: parking.Queues tells it apart in any batch."""
+        rebalances = self._rebalances
+        first = self.consumer.poll(BATCH_WAIT)
+        if first is None:
+            return []
+        batch = [first, *self.consumer.consume(self.settings.batch_size - 1, timeout=0)]
+        if self._rebalances != rebalances:
+            # `first` came before a rebalance: keep only records of partitions still ours (a
+            # partition taken away is read again, from its committed offset, by its new owner).
+            ours = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+            batch = [m for m in batch if (m.topic(), m.partition()) in ours]
+        return batch
 
     def _skip(self, msg: Message) -> bool:
         err = msg.error()
@@ -199,6 +230,7 @@ class ConsumerLoop:
         self._next_beat = 0.0  # the new assignment shows in the next heartbeat
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         for tp in partitions:
             self._paused.pop((tp.topic, tp.partition), None)
         self._next_beat = 0.0

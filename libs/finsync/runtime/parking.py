@@ -6,7 +6,9 @@ first joined its key's queue, and a generation bumped each time it goes to retry
 copy in the retry topic carries both in headers. A record is taken up only while its ticket is
 the lowest of its key; one behind is sent to retry again, due when the head is. A copy whose
 ticket is gone, or of an older generation, is a stale redelivery (say, after a failed offset
-commit) and is skipped, so one event never runs in two retry chains.
+commit) and is skipped, so one event never runs in two retry chains. A record that ends as a
+dead letter leaves its origin on file, so a redelivery of it is skipped too, even one that
+comes after its chain has ended.
 """
 
 from __future__ import annotations
@@ -67,16 +69,18 @@ class Queues:
             return
         rows = conn.execute(
             "SELECT key_hash, seq, generation, due_ms, origin_topic, origin_partition, "
-            "origin_offset FROM finsync.parked WHERE service = %s AND key_hash = ANY(%s) "
-            "ORDER BY seq",
+            "origin_offset, dead_lettered_at IS NOT NULL FROM finsync.parked "
+            "WHERE service = %s AND key_hash = ANY(%s) ORDER BY seq",
             (service, list({key_hash(k) for k in keys})),
         ).fetchall()
-        for hashed, seq, generation, due_ms, topic, partition, offset in rows:
-            self._tickets[hashed].append(Ticket(seq, generation, due_ms))
+        for hashed, seq, generation, due_ms, topic, partition, offset, ended in rows:
+            if not ended:
+                self._tickets[hashed].append(Ticket(seq, generation, due_ms))
             self._origins.add((topic, partition, offset))
 
     def empty(self) -> bool:
-        return not self._origins
+        """No key of the batch waits in retry (dead-lettered records hold no place)."""
+        return not any(self._tickets.values())
 
     def head(self, key: bytes) -> Ticket | None:
         queue = self._tickets.get(key_hash(key))
@@ -99,10 +103,20 @@ class Queues:
 
     def join(self, record: Record, due_ms: int) -> Ticket | None:
         """A ticket at the back of the record's key queue; None if the record holds one."""
+        seq = self._file(record, due_ms, dead_lettered=False)
+        if seq is None:
+            return None
+        ticket = Ticket(seq, 0, due_ms)
+        self._tickets[key_hash(record.key or b"")].append(ticket)
+        return ticket
+
+    def _file(self, record: Record, due_ms: int, dead_lettered: bool) -> int | None:
+        """A row for this record's origin; None if it has one already (a redelivery)."""
         assert record.key is not None
         row = self.conn.execute(
             "INSERT INTO finsync.parked (service, key_hash, due_ms, origin_topic, "
-            "origin_partition, origin_offset) VALUES (%s, %s, %s, %s, %s, %s) "
+            "origin_partition, origin_offset, dead_lettered_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END) "
             "ON CONFLICT DO NOTHING RETURNING seq",
             (
                 self.service,
@@ -111,14 +125,13 @@ class Queues:
                 record.topic,
                 record.partition,
                 record.offset,
+                dead_lettered,
             ),
         ).fetchone()
         if row is None:
             return None
-        ticket = Ticket(row[0], 0, due_ms)
-        self._tickets[key_hash(record.key)].append(ticket)
         self._origins.add((record.topic, record.partition, record.offset))
-        return ticket
+        return int(row[0])
 
     def again(self, key: bytes, ticket: Ticket, due_ms: int) -> Ticket:
         """The same place in the queue, for the record's next copy in the retry topic."""
@@ -141,9 +154,26 @@ class Queues:
         )
         self._tickets[key_hash(record.key)].remove(ticket)
 
+    def dead_lettered(self, record: Record, ticket: Ticket | None, now_ms: int) -> bool:
+        """The record ends as a dead letter: the next of its key may go, and its origin stays
+        on file, marked, so a redelivery of it is skipped. False if this very record was
+        dead-lettered already: the caller then sends no second dead letter."""
+        if record.key is None:
+            return True  # no queue without a key, and nothing to file it under
+        if ticket is None:
+            return not self.holds(record) and self._file(record, now_ms, True) is not None
+        self.conn.execute(
+            "UPDATE finsync.parked SET dead_lettered_at = now(), due_ms = %s "
+            "WHERE service = %s AND seq = %s",
+            (now_ms, self.service, ticket.seq),
+        )
+        self._tickets[key_hash(record.key)].remove(ticket)
+        return True
+
 
 def prune(conn: psycopg.Connection, service: str, now_ms: int) -> int:
-    """Tickets whose copy cannot be in the retry topic any more (past its retention)."""
+    """Rows whose record cannot come again from the retry topic (past its retention): stale
+    tickets, and dead-lettered records (due_ms is when they were dead-lettered)."""
     cur = conn.execute(
         "DELETE FROM finsync.parked WHERE service = %s AND due_ms < %s",
         (service, now_ms - STALE_AFTER_MS),

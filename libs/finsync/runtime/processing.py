@@ -156,11 +156,13 @@ class BatchProcessor:
             # each record claims and takes effect in a savepoint of its own, so a failing one
             # rolls back alone, claim included, and a later record of the same document (a
             # corrected re-send) can still take effect. Records of keys that wait in retry are
-            # put in order one by one, so they always go the isolated way.
+            # put in order one by one, so they always go the isolated way, as do redeliveries
+            # of records dead-lettered before (skipped there before any claim).
             keys = [r.key for r, _, _ in decoded if r.key is not None]
             queues = parking.Queues(conn, self.service.name, keys)
             if not isolate and (
-                not queues.empty() or any(parking.ticket_of(r) for r, _, _ in decoded)
+                not queues.empty()
+                or any(parking.ticket_of(r) or queues.holds(r) for r, _, _ in decoded)
             ):
                 raise _Queued
             uow = None if isolate else self.service.bind(conn)
@@ -286,8 +288,8 @@ class BatchProcessor:
                 extra = queued.headers
             message = failures.retry(record, self.service.name, due, now, extra)
         else:
-            if queues is not None:
-                queues.done(record, ticket)
+            if queues is not None and not queues.dead_lettered(record, ticket, now):
+                return "duplicate"  # a redelivery of a record that is a dead letter already
             message = failures.dead_letter(
                 record,
                 error,

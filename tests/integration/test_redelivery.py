@@ -1,0 +1,154 @@
+"""A record redelivered after it became a dead letter (its offset commit failed, say) is
+skipped: no second retry chain, no second dead letter, whatever batch it comes in and however
+long after its chain ended. A re-send of the document and a replay of the letter still go.
+
+Run by the real BatchProcessor on the database, in a transaction rolled back at the end.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from finsync.contract.events import InvoiceIssued
+from finsync.contract.topics import dlq_topic, retry_topic
+from finsync.errors import DependencyNotReady, InvalidEvent
+from finsync.runtime import db
+from finsync.runtime.dlq import replay_message
+from finsync.runtime.failures import Origin, RetryPolicy
+from finsync.runtime.messages import Outgoing, Record
+from finsync.runtime.processing import BatchProcessor
+from finsync.runtime.serde import Serde
+from finsync.scenario import documents
+from finsync.service import Service
+from finsync.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000_000  # the harness's clock, epoch ms
+
+
+class Harness:
+    """A service whose handler waits for invoices listed in `late` (a dependency not ready)
+    and rejects invoices numbered BAD-…; its clock moves only when the test moves it."""
+
+    def __init__(self, conn: psycopg.Connection, serde: Serde) -> None:
+        self.conn, self.serde = conn, serde
+        self.late: set[str] = set()
+        self.now = T0
+        self.service = Service(
+            name=f"test-redelivery-{uuid.uuid4().hex[:8]}",
+            handlers={InvoiceIssued.TOPIC: self.handle},
+            bind=lambda c: c,
+        )
+        budget = RetryPolicy(budget_seconds=1, base_seconds=0.1, max_seconds=1)
+        self.processor = BatchProcessor(self.service, serde, budget, clock_ms=lambda: self.now)
+        self.offset = 0
+        conn.execute("CREATE TEMP TABLE effects (event_id uuid NOT NULL) ON COMMIT DROP")
+
+    def handle(self, event: InvoiceIssued, conn: psycopg.Connection) -> list[object]:
+        if event.invoice_number.startswith("BAD-"):
+            raise InvalidEvent("rejected by the test")
+        if event.invoice_id in self.late:
+            raise DependencyNotReady("its account has not come yet")
+        conn.execute("INSERT INTO effects VALUES (%s)", (event.event_id,))
+        return []
+
+    def record(self, event: InvoiceIssued) -> Record:
+        """The event as a first delivery, at the next offset of the input topic."""
+        self.offset += 1
+        value = self.serde.encode(event)
+        return Record(event.TOPIC, 0, self.offset, T0, event.key.encode(), value, [])
+
+    def process(self, *records: Record) -> dict[str, int]:
+        return dict(self.processor.process(self.conn, list(records)))
+
+    def sent(self, topic: str) -> list[Outgoing]:
+        rows = self.conn.execute(
+            "SELECT topic, key, value, header_keys, header_values FROM finsync.outbox "
+            "WHERE service = %s AND topic = %s ORDER BY id",
+            (self.service.name, topic),
+        ).fetchall()
+        return [Outgoing(t, k, v, list(zip(hk, hv, strict=True))) for t, k, v, hk, hv in rows]
+
+    def consumed(self, message: Outgoing, offset: int) -> Record:
+        """A message this service sent to its retry topic, as it comes back."""
+        return Record(
+            message.topic, 0, offset, self.now, message.key, message.value, message.headers
+        )
+
+    def letters(self) -> list[Outgoing]:
+        return self.sent(dlq_topic(self.service.name))
+
+    def effects(self) -> list[uuid.UUID]:
+        return [r[0] for r in self.conn.execute("SELECT event_id FROM effects")]
+
+
+@pytest.fixture
+def harness(settings: Settings, serde: Serde) -> Iterator[Harness]:
+    with db.connect(settings) as conn:
+        conn.execute("SET lock_timeout = '20s'")  # the stack is shared
+        yield Harness(conn, serde)
+        conn.rollback()
+
+
+def late_invoice(harness: Harness, seed: int) -> InvoiceIssued:
+    invoice = documents.invoice(random.Random(seed), seed)
+    harness.late.add(invoice.invoice_id)
+    return invoice
+
+
+def test_a_redelivery_after_its_retry_chain_ended_in_a_dead_letter_is_skipped(
+    harness: Harness,
+) -> None:
+    invoice = late_invoice(harness, 1)
+    first = harness.record(invoice)
+    assert harness.process(first) == {"retried": 1}
+    [retry] = harness.sent(retry_topic(harness.service.name))
+
+    harness.now += 5_000  # past the budget: the retry ends the chain
+    assert harness.process(harness.consumed(retry, 100)) == {"dead-lettered": 1}
+
+    # The input record again, in a batch of its own, after the chain ended; and once more,
+    # beside another record, on the whole-batch path.
+    assert harness.process(first) == {"duplicate": 1}
+    other = harness.record(documents.invoice(random.Random(2), 2))
+    assert harness.process(first, other) == {"duplicate": 1, "processed": 1}
+    assert len(harness.letters()) == 1
+    assert len(harness.sent(retry_topic(harness.service.name))) == 1
+
+
+def test_a_redelivery_of_a_record_dead_lettered_at_once_is_skipped(harness: Harness) -> None:
+    bad = documents.invoice(random.Random(3), 3)
+    bad = bad.model_copy(update={"invoice_number": f"BAD-{bad.invoice_number}"})
+    record = harness.record(bad)
+    assert harness.process(record) == {"dead-lettered": 1}
+    assert harness.process(record) == {"duplicate": 1}
+    assert len(harness.letters()) == 1
+
+
+def test_a_resend_and_a_replay_of_a_dead_lettered_document_still_take_effect(
+    harness: Harness,
+) -> None:
+    invoice = late_invoice(harness, 4)
+    first = harness.record(invoice)
+    assert harness.process(first) == {"retried": 1}
+    [retry] = harness.sent(retry_topic(harness.service.name))
+    harness.now += 5_000
+    assert harness.process(harness.consumed(retry, 100)) == {"dead-lettered": 1}
+
+    harness.late.clear()  # its account came: the letter is replayed
+    [letter] = harness.letters()
+    origin = Origin(first.topic, first.partition, first.offset, first.timestamp_ms, 0, None)
+    replay = replay_message(harness.service.name, letter.key, letter.value, [], origin, "r-1", 1)
+    assert harness.process(harness.consumed(replay, 101)) == {"processed": 1}
+    assert harness.effects() == [invoice.event_id]
+
+    # The same document re-sent by its publisher, at a new offset: taken as a duplicate by
+    # the inbox, not by its dead letter's mark.
+    assert harness.process(harness.record(invoice)) == {"duplicate": 1}
+    assert harness.effects() == [invoice.event_id]
