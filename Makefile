@@ -64,6 +64,8 @@ bench: up
 	$(BIN)/python -m finsync.bench.analytics
 	$(BIN)/python -m finsync.bench.dead_letters
 	$(BIN)/python -m finsync.bench.dlq_replay
+	$(BIN)/python -m finsync.bench.services
+	$(BIN)/python -m finsync.bench.stack_up
 	$(BIN)/python -m finsync.bench.chart
 
 # The order-to-cash scenario at FINSYNC_CHAOS_EVENTS (100000) events while services, Kafka,

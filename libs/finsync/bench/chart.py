@@ -54,9 +54,20 @@ def fault_groups(figures: dict[str, Any]) -> list[tuple[str, int, int]]:
     ]
 
 
+def service_groups(figures: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    """(service, [events/s, its ceiling's]) of the services bench; none if it has not run."""
+    data = figures.get("services")
+    runs = data.get("runs", []) if isinstance(data, dict) else []
+    return [
+        (run["service"], [float(run["events_per_second"]), float(run["ceiling_events_per_second"])])
+        for run in runs
+    ]
+
+
 def draw(figures: dict[str, Any], path: Path) -> Path:
     bars, latency, faults = throughput_bars(figures), latency_groups(figures), fault_groups(figures)
-    panels = [p for p in (bars, latency, faults) if p]
+    services = service_groups(figures)
+    panels = [p for p in (bars, services, latency, faults) if p]
     if not panels:
         raise ValueError("no figures to chart: run the benches first")
     height = sum(0.9 + 0.35 * len(p) for p in panels)
@@ -70,6 +81,12 @@ def draw(figures: dict[str, Any], path: Path) -> Path:
         ax.set_title("Throughput (per second)")
         for y, rate in enumerate(rates):
             ax.text(rate, y, f" {rate:,.0f}", va="center", fontsize=8)
+    if services:
+        ax = next(column)
+        _grouped(ax, services, ["service", "ceiling: consume + decode"], ["#3a6ea5", "#9cc3e6"])
+        ax.set_xscale("log")  # a service runs at a tenth of its ceiling or less
+        ax.set_xlim(10, 30 * max(max(rates) for _, rates in services))  # room for the legend
+        ax.set_title("Services beside their ceiling (events/s, log scale)")
     if latency:
         ax = next(column)
         names = [p.removesuffix("_ms") for p in PERCENTILES]

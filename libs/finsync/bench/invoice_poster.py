@@ -61,10 +61,10 @@ def reset_database(settings: Settings) -> None:
     db.migrate(settings)
 
 
-def end_offsets(consumer: Consumer) -> dict[int, int]:
-    parts = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
+def end_offsets(consumer: Consumer, topic: str = TOPIC) -> dict[int, int]:
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     return {
-        p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in parts
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
     }
 
 
@@ -91,11 +91,15 @@ def publish_invoices(settings: Settings, serde: Serde, n: int, seed: int) -> Off
 
 
 def consume_range(
-    settings: Settings, offsets: Offsets, batch: Callable[[list[Message]], None], commit: bool
+    settings: Settings,
+    offsets: Offsets,
+    batch: Callable[[list[Message]], None],
+    commit: bool,
+    topic: str = TOPIC,
 ) -> float:
     """Run `batch` over every record in the range; seconds from first record to last."""
     consumer = clients.consumer(settings, f"bench-{uuid.uuid4()}")
-    consumer.assign([TopicPartition(TOPIC, p, first) for p, (first, _) in offsets.items()])
+    consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in offsets.items()])
     remaining = sum(end - first for first, end in offsets.values())
     ends = {p: end for p, (_, end) in offsets.items()}
     started = None
@@ -210,31 +214,32 @@ def count(settings: Settings, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def lag(settings: Settings) -> int:
-    return clients.group_lag(settings, GROUP, [TOPIC])
+def lag(settings: Settings, group: str = GROUP, topics: tuple[str, ...] = (TOPIC,)) -> int:
+    return clients.group_lag(settings, group, list(topics))
 
 
-def catch_up(settings: Settings) -> None:
-    """Let invoice-poster process, into the stack's own books, what it has not processed yet,
-    so that moving its group to the bench's events skips nothing."""
-    behind = lag(settings)
+def catch_up(settings: Settings, group: str = GROUP, topics: tuple[str, ...] = (TOPIC,)) -> None:
+    """Let the service `group` (invoice-poster unless told) process, into the stack's own
+    books, what it has not processed yet of `topics`, so that moving its group to the bench's
+    events skips nothing."""
+    behind = lag(settings, group, topics)
     if not behind:
         return
-    console.print(f"{GROUP} has {behind} unprocessed events; processing them first")
+    console.print(f"{group} has {behind} unprocessed events; processing them first")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "finsync.cli.main", "run", GROUP],
+        [sys.executable, "-m", "finsync.cli.main", "run", group],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 300
-        while lag(settings) and time.monotonic() < deadline:
+        while lag(settings, group, topics) and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    if lag(settings):
-        raise SystemExit(f"{GROUP} did not catch up; see `finsync dlq list` and its logs")
+    if lag(settings, group, topics):
+        raise SystemExit(f"{group} did not catch up; see `finsync dlq list` and its logs")
 
 
 def point_group(
