@@ -99,3 +99,21 @@ def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings
             (key.decode(),),
         ).fetchone()
     assert row == (True, False, "replayed", letter)
+
+
+def test_stamping_an_outcome_leaves_room_on_the_page_and_no_index_to_touch(
+    settings: Settings,
+) -> None:
+    """Each letter's outcome is an update of its audit row: half of each page is kept free and
+    neither outcome nor finished_at is indexed, so the update stays on the row's page (HOT)."""
+    with db.connect(settings) as conn:
+        [options] = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'finsync.replay_audit'::regclass"
+        ).fetchone() or (None,)
+        indexed = conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND (a.attnum = ANY(i.indkey) OR pg_get_expr(i.indpred, i.indrelid) LIKE "
+            "'%%' || a.attname || '%%') WHERE i.indrelid = 'finsync.replay_audit'::regclass",
+        ).fetchall()
+    assert "fillfactor=50" in (options or [])
+    assert {"outcome", "finished_at"}.isdisjoint(name for (name,) in indexed)
