@@ -7,6 +7,7 @@ Run by the real BatchProcessor on the database, in a transaction rolled back at 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from finsync.contract.events import InvoiceIssued
 from finsync.contract.topics import dlq_topic, retry_topic
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.runtime import db
+from finsync.runtime import db, parking
 from finsync.runtime.dlq import replay_message
 from finsync.runtime.failures import Origin, RetryPolicy
 from finsync.runtime.messages import Outgoing, Record
@@ -113,35 +114,70 @@ def test_a_redelivery_after_its_retry_chain_ended_in_a_dead_letter_is_skipped(
     harness.now += 5_000  # past the budget: the retry ends the chain
     assert harness.process(harness.consumed(retry, 100)) == {"dead-lettered": 1}
 
-    # The input record again, in a batch of its own, after the chain ended; and once more,
-    # beside another record, on the whole-batch path.
+    # Its account has come since, so a redelivery taken up would take effect, its dead letter
+    # still open. The input record again, in a batch of its own, after the chain ended; and
+    # once more beside another record, which would go the whole-batch way.
+    harness.late.clear()
     assert harness.process(first) == {"duplicate": 1}
     other = harness.record(documents.invoice(random.Random(2), 2))
     assert harness.process(first, other) == {"duplicate": 1, "processed": 1}
     assert len(harness.letters()) == 1
     assert len(harness.sent(retry_topic(harness.service.name))) == 1
+    assert harness.effects() == [documents.invoice(random.Random(2), 2).event_id]
 
 
-def test_a_redelivery_of_a_record_dead_lettered_at_once_is_skipped(harness: Harness) -> None:
+@pytest.mark.parametrize("keyed", [True, False])
+def test_a_redelivery_of_a_record_dead_lettered_at_once_is_skipped(
+    harness: Harness, keyed: bool
+) -> None:
     bad = documents.invoice(random.Random(3), 3)
     bad = bad.model_copy(update={"invoice_number": f"BAD-{bad.invoice_number}"})
     record = harness.record(bad)
+    record = record if keyed else dataclasses.replace(record, key=None)
     assert harness.process(record) == {"dead-lettered": 1}
     assert harness.process(record) == {"duplicate": 1}
     assert len(harness.letters()) == 1
 
 
-def test_a_resend_and_a_replay_of_a_dead_lettered_document_still_take_effect(
+def test_dead_lettered_origins_are_forgotten_once_no_topic_can_deliver_them_again(
     harness: Harness,
 ) -> None:
-    invoice = late_invoice(harness, 4)
+    insert = (
+        "INSERT INTO finsync.dead_lettered (service, origin_topic, origin_partition, "
+        "origin_offset, dead_lettered_at) "
+        "VALUES (%s, 't', 0, %s, now() - make_interval(days => %s))"
+    )
+    name = harness.service.name
+    harness.conn.execute(insert, (name, 1, parking.DEAD_LETTERED_KEPT_DAYS + 1))
+    harness.conn.execute(insert, (name, 2, parking.DEAD_LETTERED_KEPT_DAYS - 1))
+    assert parking.prune(harness.conn, name) == 1
+    left = harness.conn.execute(
+        "SELECT origin_offset FROM finsync.dead_lettered WHERE service = %s", (name,)
+    ).fetchall()
+    assert left == [(2,)]
+
+
+def dead_lettered(harness: Harness, seed: int) -> tuple[InvoiceIssued, Record]:
+    """An invoice whose retries ran out: its input record, its dead letter sent."""
+    invoice = late_invoice(harness, seed)
     first = harness.record(invoice)
     assert harness.process(first) == {"retried": 1}
     [retry] = harness.sent(retry_topic(harness.service.name))
     harness.now += 5_000
     assert harness.process(harness.consumed(retry, 100)) == {"dead-lettered": 1}
+    harness.late.clear()  # its account has come
+    return invoice, first
 
-    harness.late.clear()  # its account came: the letter is replayed
+
+def test_a_publishers_resend_of_a_dead_lettered_document_takes_effect(harness: Harness) -> None:
+    invoice, _ = dead_lettered(harness, 5)
+    resent = invoice.model_copy(update={"event_id": uuid.uuid4()})
+    assert harness.process(harness.record(resent)) == {"processed": 1}
+    assert harness.effects() == [resent.event_id]
+
+
+def test_a_replay_of_a_dead_letter_takes_effect_once(harness: Harness) -> None:
+    invoice, first = dead_lettered(harness, 4)
     [letter] = harness.letters()
     origin = Origin(first.topic, first.partition, first.offset, first.timestamp_ms, 0, None)
     replay = replay_message(harness.service.name, letter.key, letter.value, [], origin, "r-1", 1)

@@ -227,8 +227,7 @@ def _waiting(conn: psycopg.Connection, sources: list[Source]) -> dict[Doc, Waiti
     rows: dict[Doc, list[tuple[int, datetime]]] = defaultdict(list)
     for service, digest, due_ms, parked_at in conn.execute(
         "SELECT service, key_hash, due_ms, parked_at FROM finsync.parked "
-        "WHERE service = ANY(%s) AND key_hash = ANY(%s) AND dead_lettered_at IS NULL "
-        "ORDER BY seq",
+        "WHERE service = ANY(%s) AND key_hash = ANY(%s) ORDER BY seq",
         (sorted({s for s, _ in docs}), sorted({h for _, h in by_hash})),
     ):
         doc = by_hash.get((service, bytes(digest)))

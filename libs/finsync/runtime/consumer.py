@@ -18,7 +18,7 @@ import psycopg
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from finsync.contract.topics import retry_topic
-from finsync.runtime import clients, db, faults, heartbeat, metrics, parking
+from finsync.runtime import clients, db, faults, heartbeat, metrics
 from finsync.runtime.failures import not_before_ms
 from finsync.runtime.messages import Record
 from finsync.runtime.processing import BatchProcessor
@@ -51,7 +51,6 @@ class ConsumerLoop:
         topics = [*self.processor.service.handlers, retry_topic(self.name)]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("consuming %s as group %s", ", ".join(topics), self.name)
-        self._prune_parked()
         self.heartbeat.start()
         outage_wait = 1.0
         try:
@@ -81,19 +80,6 @@ class ConsumerLoop:
             # Its row goes on a stop asked for; after a crash it stays, and shows as gone.
             self.heartbeat.stop(remove=stop.is_set())
             log.info("consumer stopped", extra={"counts": dict(self.totals)})
-
-    def _prune_parked(self) -> None:
-        """Forget records that cannot come back from the retry topic (past its retention)."""
-        try:
-            with db.connect(self.settings) as conn:
-                pruned = parking.prune(conn, self.name, int(time.time() * 1000))
-        except Exception as exc:
-            if not db.is_outage(exc):
-                raise
-            log.warning("parked records not pruned (%s); next start will", exc)
-            return
-        if pruned:
-            log.info("pruned %d parked records past the retry topic's retention", pruned)
 
     def _next_batch(self) -> list[Message]:
         """What has arrived, up to a batch, waiting only while nothing has. A batch never waits

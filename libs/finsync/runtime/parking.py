@@ -7,8 +7,8 @@ copy in the retry topic carries both in headers. A record is taken up only while
 the lowest of its key; one behind is sent to retry again, due when the head is. A copy whose
 ticket is gone, or of an older generation, is a stale redelivery (say, after a failed offset
 commit) and is skipped, so one event never runs in two retry chains. A record that ends as a
-dead letter leaves its origin on file, so a redelivery of it is skipped too, even one that
-comes after its chain has ended.
+dead letter leaves its origin in `finsync.dead_lettered`, so a redelivery of it is skipped too,
+in any batch, even after its chain has ended.
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ from finsync.runtime import headers as h
 from finsync.runtime.failures import Origin, as_retry
 from finsync.runtime.messages import Headers, Outgoing, Record
 
-STALE_AFTER_MS = 7 * 24 * 3600 * 1000  # the retry topic's retention: no copy outlives it
+# Past the input topics' retention (14 days) and the 7 days a segment may wait to roll: no
+# redelivery of a dead-lettered record can come later.
+DEAD_LETTERED_KEPT_DAYS = 30
+
+Position = tuple[str, int, int]  # topic, partition, offset
 
 
 @dataclass(frozen=True)
@@ -60,27 +64,41 @@ class Queues:
     """The queues of the keys of one batch, read once and kept in step with what the batch
     writes, so later records of the batch see the tickets earlier ones took or gave back."""
 
-    def __init__(self, conn: psycopg.Connection, service: str, keys: list[bytes]) -> None:
+    def __init__(self, conn: psycopg.Connection, service: str, records: list[Record]) -> None:
         self.conn = conn
         self.service = service
         self._tickets: dict[bytes, list[Ticket]] = defaultdict(list)
-        self._origins: set[tuple[str, int, int]] = set()
-        if not keys:
+        self._origins: set[Position] = set()
+        self._dead: set[Position] = set()  # records of the batch dead-lettered before
+        if not records:
             return
-        rows = conn.execute(
+        # Both statements go out before either result is read: one round trip in pipeline mode.
+        dead = conn.execute(
+            "SELECT d.origin_topic, d.origin_partition, d.origin_offset "
+            "FROM finsync.dead_lettered d JOIN unnest(%s::text[], %s::int[], %s::bigint[]) "
+            "AS b(topic, part, off) ON d.origin_topic = b.topic "
+            "AND d.origin_partition = b.part AND d.origin_offset = b.off WHERE d.service = %s",
+            (
+                [r.topic for r in records],
+                [r.partition for r in records],
+                [r.offset for r in records],
+                service,
+            ),
+        )
+        keys = list({key_hash(r.key) for r in records if r.key is not None})
+        queued = conn.execute(
             "SELECT key_hash, seq, generation, due_ms, origin_topic, origin_partition, "
-            "origin_offset, dead_lettered_at IS NOT NULL FROM finsync.parked "
-            "WHERE service = %s AND key_hash = ANY(%s) ORDER BY seq",
-            (service, list({key_hash(k) for k in keys})),
-        ).fetchall()
-        for hashed, seq, generation, due_ms, topic, partition, offset, ended in rows:
-            if not ended:
-                self._tickets[hashed].append(Ticket(seq, generation, due_ms))
+            "origin_offset FROM finsync.parked WHERE service = %s AND key_hash = ANY(%s) "
+            "ORDER BY seq",
+            (service, keys),
+        )
+        self._dead = {(t, p, o) for t, p, o in dead.fetchall()}
+        for hashed, seq, generation, due_ms, topic, partition, offset in queued.fetchall():
+            self._tickets[hashed].append(Ticket(seq, generation, due_ms))
             self._origins.add((topic, partition, offset))
 
     def empty(self) -> bool:
-        """No key of the batch waits in retry (dead-lettered records hold no place)."""
-        return not any(self._tickets.values())
+        return not self._origins
 
     def head(self, key: bytes) -> Ticket | None:
         queue = self._tickets.get(key_hash(key))
@@ -97,26 +115,20 @@ class Queues:
         live = self.find(record.key, carried[0])
         return live if live is not None and live.generation == carried[1] else None
 
+    def dead_before(self, record: Record) -> bool:
+        """True if this very record (its topic, partition, offset) was dead-lettered before."""
+        return (record.topic, record.partition, record.offset) in self._dead
+
     def holds(self, record: Record) -> bool:
         """True if this very record (its topic, partition, offset) already joined a queue."""
         return (record.topic, record.partition, record.offset) in self._origins
 
     def join(self, record: Record, due_ms: int) -> Ticket | None:
         """A ticket at the back of the record's key queue; None if the record holds one."""
-        seq = self._file(record, due_ms, dead_lettered=False)
-        if seq is None:
-            return None
-        ticket = Ticket(seq, 0, due_ms)
-        self._tickets[key_hash(record.key or b"")].append(ticket)
-        return ticket
-
-    def _file(self, record: Record, due_ms: int, dead_lettered: bool) -> int | None:
-        """A row for this record's origin; None if it has one already (a redelivery)."""
         assert record.key is not None
         row = self.conn.execute(
             "INSERT INTO finsync.parked (service, key_hash, due_ms, origin_topic, "
-            "origin_partition, origin_offset, dead_lettered_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END) "
+            "origin_partition, origin_offset) VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING RETURNING seq",
             (
                 self.service,
@@ -125,13 +137,14 @@ class Queues:
                 record.topic,
                 record.partition,
                 record.offset,
-                dead_lettered,
             ),
         ).fetchone()
         if row is None:
             return None
+        ticket = Ticket(row[0], 0, due_ms)
+        self._tickets[key_hash(record.key)].append(ticket)
         self._origins.add((record.topic, record.partition, record.offset))
-        return int(row[0])
+        return ticket
 
     def again(self, key: bytes, ticket: Ticket, due_ms: int) -> Ticket:
         """The same place in the queue, for the record's next copy in the retry topic."""
@@ -154,29 +167,37 @@ class Queues:
         )
         self._tickets[key_hash(record.key)].remove(ticket)
 
-    def dead_lettered(self, record: Record, ticket: Ticket | None, now_ms: int) -> bool:
-        """The record ends as a dead letter: the next of its key may go, and its origin stays
-        on file, marked, so a redelivery of it is skipped. False if this very record was
-        dead-lettered already: the caller then sends no second dead letter."""
-        if record.key is None:
-            return True  # no queue without a key, and nothing to file it under
-        if ticket is None:
-            return not self.holds(record) and self._file(record, now_ms, True) is not None
-        self.conn.execute(
-            "UPDATE finsync.parked SET dead_lettered_at = now(), due_ms = %s "
-            "WHERE service = %s AND seq = %s",
-            (now_ms, self.service, ticket.seq),
-        )
-        self._tickets[key_hash(record.key)].remove(ticket)
-        return True
+    def dead_lettered(self, record: Record, ticket: Ticket | None) -> bool:
+        """The record ends as a dead letter: the next of its key may go, and where it came in
+        is kept, so a redelivery of it is skipped. False if this very record was dead-lettered
+        already: the caller then sends no second dead letter."""
+        if ticket is not None:  # its input record is where its ticket was taken
+            self.conn.execute(
+                "INSERT INTO finsync.dead_lettered (service, origin_topic, origin_partition, "
+                "origin_offset) SELECT service, origin_topic, origin_partition, origin_offset "
+                "FROM finsync.parked WHERE service = %s AND seq = %s ON CONFLICT DO NOTHING",
+                (self.service, ticket.seq),
+            )
+            self.done(record, ticket)
+            return True
+        position = (record.topic, record.partition, record.offset)
+        if position in self._dead:
+            return False
+        row = self.conn.execute(
+            "INSERT INTO finsync.dead_lettered (service, origin_topic, origin_partition, "
+            "origin_offset) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (self.service, *position),
+        ).fetchone()
+        self._dead.add(position)
+        return row is not None
 
 
-def prune(conn: psycopg.Connection, service: str, now_ms: int) -> int:
-    """Rows whose record cannot come again from the retry topic (past its retention): stale
-    tickets, and dead-lettered records (due_ms is when they were dead-lettered)."""
+def prune(conn: psycopg.Connection, service: str) -> int:
+    """Forget dead-lettered records that no topic can deliver again."""
     cur = conn.execute(
-        "DELETE FROM finsync.parked WHERE service = %s AND due_ms < %s",
-        (service, now_ms - STALE_AFTER_MS),
+        "DELETE FROM finsync.dead_lettered WHERE service = %s "
+        "AND dead_lettered_at < now() - make_interval(days => %s)",
+        (service, DEAD_LETTERED_KEPT_DAYS),
     )
     return cur.rowcount
 
@@ -193,6 +214,8 @@ class Place:
 def place(record: Record, queues: Queues, service: str) -> Place:
     """Handle it now (no queue, or the head of one), park it behind its key's head, or skip
     it as a redelivery of a record that is queued already."""
+    if queues.dead_before(record):
+        return Place("duplicate")
     if record.key is None:
         return Place(None)
     carried = ticket_of(record)

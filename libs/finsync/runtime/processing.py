@@ -158,11 +158,10 @@ class BatchProcessor:
             # corrected re-send) can still take effect. Records of keys that wait in retry are
             # put in order one by one, so they always go the isolated way, as do redeliveries
             # of records dead-lettered before (skipped there before any claim).
-            keys = [r.key for r, _, _ in decoded if r.key is not None]
-            queues = parking.Queues(conn, self.service.name, keys)
+            queues = parking.Queues(conn, self.service.name, [r for r, _, _ in decoded])
             if not isolate and (
                 not queues.empty()
-                or any(parking.ticket_of(r) or queues.holds(r) for r, _, _ in decoded)
+                or any(parking.ticket_of(r) or queues.dead_before(r) for r, _, _ in decoded)
             ):
                 raise _Queued
             uow = None if isolate else self.service.bind(conn)
@@ -288,7 +287,7 @@ class BatchProcessor:
                 extra = queued.headers
             message = failures.retry(record, self.service.name, due, now, extra)
         else:
-            if queues is not None and not queues.dead_lettered(record, ticket, now):
+            if queues is not None and not queues.dead_lettered(record, ticket):
                 return "duplicate"  # a redelivery of a record that is a dead letter already
             message = failures.dead_letter(
                 record,

@@ -24,6 +24,7 @@ from finsync.runtime import (
     inbox,
     metrics,
     outbox,
+    parking,
     telemetry,
 )
 from finsync.settings import Settings
@@ -178,5 +179,11 @@ class Relay:
     def _prune(self, conn: psycopg.Connection) -> None:
         pruned = outbox.prune(conn, self.service)
         expired = inbox.prune(conn, self.service, self.settings.inbox_retention_days)
-        if pruned or expired:
-            log.info("pruned %d sent outbox rows and %d inbox rows", pruned, expired)
+        forgotten = parking.prune(conn, self.service)
+        if pruned or expired or forgotten:
+            log.info(
+                "pruned %d sent outbox rows, %d inbox rows and %d dead-lettered origins",
+                pruned,
+                expired,
+                forgotten,
+            )

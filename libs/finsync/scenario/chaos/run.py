@@ -83,9 +83,7 @@ def settle(settings: Settings, say: Say) -> str:
         lag = {name: clients.group_lag(settings, name, t) for name, t in topics.items()}
         with db.connect(settings) as conn:
             backlog = outbox.backlog(conn)
-            row = conn.execute(
-                "SELECT count(*) FROM finsync.parked WHERE dead_lettered_at IS NULL"
-            ).fetchone()
+            row = conn.execute("SELECT count(*) FROM finsync.parked").fetchone()
         parts = [f"{name}: {n} records not consumed" for name, n in lag.items() if n]
         parts += [f"{name}: {n} outbox messages not published" for name, n in backlog.items()]
         parts += [f"{row[0]} records waiting in retry"] if row and row[0] else []
