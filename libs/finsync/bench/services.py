@@ -51,8 +51,8 @@ from finsync.runtime import clients, db
 from finsync.runtime.runner import load
 from finsync.runtime.serde import Serde, registry_client
 from finsync.scenario import crm
-from finsync.scenario.crm import _company
-from finsync.scenario.gateway import _payment
+from finsync.scenario.crm import company_name
+from finsync.scenario.gateway import payment
 from finsync.scenario.opportunities import opportunity
 from finsync.scenario.plan import Scenario, envelope
 from finsync.scenario.stages import load_sample_rates
@@ -291,7 +291,7 @@ def new_accounts(s: Scenario, n: int) -> list[ev.AccountUpserted]:
     for k, number in enumerate(s.rng.sample(range(10**8, 10**9), n), 1):
         entity, currency, countries = s.rng.choice(crm.REGIONS)
         country = s.rng.choice(countries)
-        name = _company(s.rng, country)
+        name = company_name(s.rng, country)
         account_id = f"ACC-{s.tag}-{k:05d}"
         fields = {**envelope("crm", f"acc-{account_id}"), "account_id": account_id, "name": name,
                   "country": country, "currency": currency, "tax_id": f"{country}{number}",
@@ -331,7 +331,7 @@ def run(stack: Settings, n: int, say: Callable[[str], None] = console.print) -> 
     for k, i in enumerate(s.rng.sample(invoices, n), 1):  # each paid in full, as it is due
         method = s.rng.choice(METHODS)
         args = (i.account_id, i.invoice_id, i.total, i.currency, method, i.correlation_id)
-        payments.append(_payment(s, k, *args))
+        payments.append(payment(s, k, *args))
     ids = [p.payment_id for p in payments]
     stage = Stage("payment-settler", payments, ev.PaymentApplied.TOPIC, ids, PAID)
     runs.append(measure(settings, serde, stage))

@@ -26,7 +26,7 @@ from finsync.contract.events import (
 )
 from finsync.domain.billing_schedule import money
 from finsync.scenario.documents import FX
-from finsync.scenario.gateway import PaymentPlan, _payment
+from finsync.scenario.gateway import PaymentPlan, payment
 from finsync.scenario.plan import Scenario, envelope
 
 GATEWAY = ("CARD", "ACH")  # methods whose money reaches the bank with a payout (via 1010)
@@ -96,7 +96,7 @@ def plan_cash(
         extra = money(Decimal(40) * FX[invoices[0].currency], invoices[0].currency)
         total = sum((i.total for i in invoices), Decimal(0)) + extra
         n += 1
-        p = _payment(s, n, account, None, total, invoices[0].currency, "WIRE",
+        p = payment(s, n, account, None, total, invoices[0].currency, "WIRE",
                      invoices[0].correlation_id)  # fmt: skip
         allocations = [Allocation(invoice_id=i.invoice_id, amount=i.total) for i in invoices]
         out.remittances.append(p.model_copy(update={"allocations": allocations}))
@@ -115,7 +115,7 @@ def plan_cash(
         )  # fmt: skip
         if payers:
             n += 1
-            out.stranger = _payment(s, n, payers[0], i.invoice_id, i.total, i.currency, "WIRE")
+            out.stranger = payment(s, n, payers[0], i.invoice_id, i.total, i.currency, "WIRE")
             break
     settled = [p for p in payments if p.payment_id in valid]
     card = [p for p in settled if p.method in GATEWAY and p.invoice_id and not p.allocations]

@@ -51,7 +51,7 @@ MIDDLE = ["", "", "", "Nordic", "Pacific", "United", "Global", "Digital", "Appli
 MIN_ACCOUNTS = 20  # enough for every kind of account, deal and payment to occur
 
 
-def _company(rng: random.Random, country: str, first: str | None = None) -> str:
+def company_name(rng: random.Random, country: str, first: str | None = None) -> str:
     first = first or rng.choice(FIRST).replace("-", " ")
     words = [first, rng.choice(MIDDLE), rng.choice(SECOND), LEGAL_FORMS.get(country, "Ltd")]
     return " ".join(w for w in words if w)
@@ -77,7 +77,7 @@ def build(seed: int, tag: str | None, as_of: date, accounts: int = 200) -> Scena
         entity, currency, countries = rng.choice(REGIONS)
         country = str(over.get("country") or rng.choice(countries))
         account_id = f"ACC-{tag}-{n:04d}"
-        name = _company(who, country, name_prefix)
+        name = company_name(who, country, name_prefix)
         fields: dict[str, object] = {
             **envelope("crm", f"acc-{account_id}"),
             "account_id": account_id,

@@ -17,7 +17,7 @@ from finsync.scenario.documents import FX
 from finsync.scenario.plan import Scenario, envelope
 
 
-def _payment(
+def payment(
     s: Scenario, n: int, account_id: str, invoice_id: str | None, amount: Decimal, currency: str,
     method: str = "CARD", correlation: str | None = None,
 ) -> PaymentSettled:  # fmt: skip
@@ -49,7 +49,7 @@ def early_payments(s: Scenario, rates: dict[str, Decimal]) -> list[PaymentSettle
         invoices = predicted_invoices(o, s.as_of, rates[o.legal_entity])
         if invoices:
             invoice_id, _, total = invoices[0]
-            out.append(_payment(s, k, o.account_id, invoice_id, total, o.currency,
+            out.append(payment(s, k, o.account_id, invoice_id, total, o.currency,
                                 correlation=o.correlation_id))  # fmt: skip
     return out
 
@@ -96,7 +96,7 @@ class PaymentPlan:
         def pay(invoice: InvoiceIssued, amount: Decimal, method: str = "CARD") -> PaymentSettled:
             nonlocal n
             n += 1
-            p = _payment(s, n, invoice.account_id, invoice.invoice_id, amount, invoice.currency,
+            p = payment(s, n, invoice.account_id, invoice.invoice_id, amount, invoice.currency,
                          method, invoice.correlation_id)  # fmt: skip
             out.append(p)
             return p
@@ -120,7 +120,7 @@ class PaymentPlan:
         # Payments on account, with no invoice: unapplied cash on the customer.
         for i in rng.sample(self.by_kind["full"], min(6, len(self.by_kind["full"]))):
             n += 1
-            out.append(_payment(s, n, i.account_id, None,
+            out.append(payment(s, n, i.account_id, None,
                                 money(Decimal(rng.randint(50, 500)) * FX[i.currency], i.currency),
                                 i.currency, "WIRE"))  # fmt: skip
         # Prepaying next period's invoice, which billing has not issued yet: booked at once as
@@ -131,7 +131,7 @@ class PaymentPlan:
                 continue
             n += 1
             amount = money(Decimal(100) * FX[o.currency], o.currency)
-            p = _payment(s, n, o.account_id, future[0], amount, o.currency, "WIRE")
+            p = payment(s, n, o.account_id, future[0], amount, o.currency, "WIRE")
             out.append(p)
             self.prepaid.append(future)
         # Duplicates: the same event delivered twice, the same payment re-sent with a new id.
@@ -149,11 +149,11 @@ class PaymentPlan:
         home = next((i for i in self.by_kind["full"] if i.legal_entity != "ACME-UK"), sample)
         wrong = "EUR" if home.currency != "EUR" else "USD"
         n += 1
-        p = _payment(s, n, home.account_id, home.invoice_id, Decimal(10), wrong, "WIRE")
+        p = payment(s, n, home.account_id, home.invoice_id, Decimal(10), wrong, "WIRE")
         out.append(p)
         bad.append((p, "InvalidEvent"))
         n += 1
-        p = _payment(s, n, sample.account_id, sample.invoice_id, Decimal(10), sample.currency)
+        p = payment(s, n, sample.account_id, sample.invoice_id, Decimal(10), sample.currency)
         p = p.model_copy(update={"fee_amount": Decimal(11)})
         out.append(p)
         bad.append((p, "InvalidEvent"))
