@@ -6,12 +6,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from finsync.contract.events import AccountUpserted, Event
@@ -146,6 +148,16 @@ def drain(settings: Settings, name: str, topics: list[str], log_dir: Path) -> No
         )
     finally:
         service.stop()
+
+
+@contextmanager
+def rolled_back(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection whose writes are rolled back at the end: for tests that drive the real
+    processing on the shared database and leave nothing behind."""
+    with db.connect(settings) as conn:
+        conn.execute("SET lock_timeout = '20s'")  # the stack is shared
+        yield conn
+        conn.rollback()
 
 
 def unsent(settings: Settings, service: str) -> int:

@@ -25,7 +25,14 @@ from finsync.runtime.serde import Serde
 from finsync.scenario import documents
 from finsync.service import Service
 from finsync.settings import Settings
-from tests.support import ServiceProcess, crm_account, eventually, journals, publish
+from tests.support import (
+    ServiceProcess,
+    crm_account,
+    eventually,
+    journals,
+    publish,
+    rolled_back,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -109,10 +116,8 @@ class Harness:
 
 @pytest.fixture
 def harness(settings: Settings, serde: Serde) -> Iterator[Harness]:
-    with db.connect(settings) as conn:
-        conn.execute("SET lock_timeout = '20s'")  # the stack is shared
+    with rolled_back(settings) as conn:
         yield Harness(conn, serde)
-        conn.rollback()
 
 
 def failing(rng: random.Random) -> list[InvoiceIssued]:

@@ -18,7 +18,7 @@ import pytest
 from finsync.contract.events import InvoiceIssued
 from finsync.contract.topics import dlq_topic, retry_topic
 from finsync.errors import DependencyNotReady, InvalidEvent
-from finsync.runtime import db, parking
+from finsync.runtime import parking
 from finsync.runtime.dlq import replay_message
 from finsync.runtime.failures import Origin, RetryPolicy
 from finsync.runtime.messages import Outgoing, Record
@@ -27,6 +27,7 @@ from finsync.runtime.serde import Serde
 from finsync.scenario import documents
 from finsync.service import Service
 from finsync.settings import Settings
+from tests.support import rolled_back
 
 pytestmark = pytest.mark.integration
 
@@ -91,10 +92,8 @@ class Harness:
 
 @pytest.fixture
 def harness(settings: Settings, serde: Serde) -> Iterator[Harness]:
-    with db.connect(settings) as conn:
-        conn.execute("SET lock_timeout = '20s'")  # the stack is shared
+    with rolled_back(settings) as conn:
         yield Harness(conn, serde)
-        conn.rollback()
 
 
 def late_invoice(harness: Harness, seed: int) -> InvoiceIssued:
