@@ -6,13 +6,14 @@ id). Rows are only ever added.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from finsync.runtime import bulk
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,13 @@ def record_many(
     targets: Sequence[str],
     details: Sequence[Mapping[str, Any]],
 ) -> None:
-    """One row per target, in one statement. The rows go as one JSON document: binding them
-    as arrays made the driver dump every element in Python, the most of a large replay's audit
-    (see runtime/bulk.py)."""
+    """One row per target, in one statement, the rows as one JSON document (see
+    runtime/bulk.py)."""
     if not targets:
         return
     if not actor.strip():
         raise ValueError("an audited action needs an actor: who takes it")
-    rows = json.dumps([[t, dict(d)] for t, d in zip(targets, details, strict=True)])
+    rows = bulk.rows_document([[t, dict(d)] for t, d in zip(targets, details, strict=True)])
     conn.execute(
         "INSERT INTO finsync.ops_audit (actor, action, target, detail) "
         "SELECT %s, %s, x->>0, x->1 FROM jsonb_array_elements(%s::jsonb) AS x",

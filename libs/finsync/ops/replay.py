@@ -19,7 +19,6 @@ nothing and writes one summary row to the audit (`replay:<id>`), not one per let
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ import psycopg
 from finsync.contract.topics import retry_topic
 from finsync.ops import audit
 from finsync.ops.dead_letters import LETTER_COLUMNS, Letter, Query, where
-from finsync.runtime import clients, db
+from finsync.runtime import bulk, clients, db
 from finsync.runtime.dlq import replay_message
 from finsync.runtime.failures import Origin
 from finsync.runtime.messages import Outgoing
@@ -190,11 +189,10 @@ def replay(
 
 
 def _rows(rows: list[list[Any]]) -> str:
-    """Many rows as one JSON parameter: binding them as arrays made the driver dump every
-    element in Python, which cost a large replay more than its statements (see runtime/bulk.py).
-    Statements that take one run unprepared (`prepare=False`): a prepared statement soon gets a
-    generic plan, which cannot know the number of rows and joins them quadratically."""
-    return json.dumps(rows)
+    """Many rows as one JSON parameter (see runtime/bulk.py). Statements that take one run
+    unprepared (`prepare=False`): a prepared statement soon gets a generic plan, which cannot
+    know the number of rows and joins them quadratically."""
+    return bulk.rows_document(rows)
 
 
 def _intent(

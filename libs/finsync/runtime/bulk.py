@@ -1,39 +1,39 @@
 """Many rows in one INSERT, sent as one JSON document.
 
-A batch's rows go to PostgreSQL as a single jsonb parameter, taken apart by the server. That
-costs the client one `json.dumps` for the whole batch; binding the same rows as one array per
-column made the driver dump every element in Python, which cost more than the insert itself.
-Values are parameters either way: nothing is spliced into the SQL.
+A batch's rows go to PostgreSQL as a single jsonb parameter, taken apart by the server. Binding
+the same rows as one array per column made the driver dump every element in Python, which cost
+more than the insert itself; the document is written by msgspec in compiled code, decimals,
+dates, times and uuids included (the standard library's encoder called back into Python for
+each of those: 67 µs for an invoice's 11 schedule rows, against 6). Values are parameters
+either way: nothing is spliced into the SQL.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import sql
 
 # Column types whose text form JSON carries as is, and those the server must cast.
 _TEXT = "text"
 
+_encoder = msgspec.json.Encoder()
 
-def _plain(value: object) -> str:
-    """JSON's stand-in for what it has no type for: decimals, dates, uuids, bytes."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\x" + bytes(value).hex()  # bytea's hex input form
-    return str(value)  # Decimal exactly, date and datetime in ISO form, uuid
+
+def rows_document(rows: Sequence[Any]) -> str:
+    """Rows (tuples, lists, dicts) as one JSON text for a jsonb parameter: a Decimal exactly as
+    its digits ("1.50", "1E+2"), a date or time in ISO form, a uuid as text, bytes in base64,
+    an enum by its value. Any other type is a TypeError."""
+    return _encoder.encode(rows).decode()
 
 
 @cache
 def _statement(table: str, columns: tuple[tuple[str, str], ...], tail: str) -> sql.Composed:
-    picks = [
-        sql.SQL("x->>{}").format(sql.Literal(i))
-        if kind == _TEXT
-        else sql.SQL("(x->>{})::{}").format(sql.Literal(i), sql.SQL(kind))
-        for i, (_, kind) in enumerate(columns)
-    ]
+    picks = [_pick(i, kind) for i, (_, kind) in enumerate(columns)]
     return sql.SQL(
         "INSERT INTO {table} ({names}) SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS x"
         "{tail}"
@@ -43,6 +43,14 @@ def _statement(table: str, columns: tuple[tuple[str, str], ...], tail: str) -> s
         picks=sql.SQL(", ").join(picks),
         tail=sql.SQL(tail),
     )
+
+
+def _pick(i: int, kind: str) -> sql.Composable:
+    if kind == _TEXT:
+        return sql.SQL("x->>{}").format(sql.Literal(i))
+    if kind == "bytea":  # bytes travel in base64
+        return sql.SQL("decode(x->>{}, 'base64')").format(sql.Literal(i))
+    return sql.SQL("(x->>{})::{}").format(sql.Literal(i), sql.SQL(kind))
 
 
 def insert(
@@ -56,4 +64,4 @@ def insert(
     `tail` is a constant clause after the SELECT, such as an ON CONFLICT."""
     if rows:
         statement = _statement(table, tuple(columns), tail)
-        cur.execute(statement, (json.dumps(rows, default=_plain),))
+        cur.execute(statement, (rows_document(rows),))

@@ -72,7 +72,7 @@ def app(settings: Settings, mode: str, group: str, topic_out: str) -> FastStream
             posting = Posting.of(invoice)
             async with db.connection() as conn:
                 [posted] = await post(conn, [posting])
-            await results.publish(response(posting, posted))
+            await results.publish(codec.encode(posted), key=posting.invoice.key.encode())
 
     else:
         batch_results = broker.publisher(topic_out, batch=True)
