@@ -5,9 +5,10 @@ a registry we cannot reach is ours (an outage).
 
 The hot path skips the serializers' per-record work (rules, tags, re-expanding the reader
 schema on every call, which cost more than reading the record): once a schema id has been
-read or written through them, its records go straight through fastavro with the parsed
-schemas cached. A schema id seen first always takes the serializers' way, so what the
-registry says of it (unknown, GUID framing, down) is classified exactly as before.
+read or written through them, its records are read by fastavro with the parsed schemas
+cached, and written by a writer compiled from our schema (runtime/avro_writer.py). A schema
+id seen first always takes the serializers' way, so what the registry says of it (unknown,
+GUID framing, down) is classified exactly as before.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader
 
 from finsync.contract import limits
 from finsync.contract.events import EVENT_TYPES, Event
 from finsync.errors import InvalidEvent, Outage, UndecodableEvent, UnknownSchema
+from finsync.runtime import avro_writer
 from finsync.runtime.messages import Headers, Outgoing
 from finsync.settings import Settings
 
@@ -80,8 +82,8 @@ class Serde:
         self._client = client
         self._serializers: dict[str, AvroSerializer] = {}
         self._deserializers: dict[str, AvroDeserializer] = {}
-        # topic -> its framing (magic byte + our schema's id) and parsed schema, once written
-        self._writers: dict[str, tuple[bytes, Any]] = {}
+        # topic -> its framing (magic byte + our schema's id) and compiled writer, once written
+        self._writers: dict[str, tuple[bytes, avro_writer.Write]] = {}
         # (topic, 5-byte framing) -> parsed writer schema, and reader schema when it differs
         self._readers: dict[tuple[str, bytes], tuple[Any, Any]] = {}
         self._slow: set[tuple[str, bytes]] = set()  # framings that keep the deserializer's way
@@ -96,13 +98,12 @@ class Serde:
     def encode_record(self, topic: str, record: dict[str, Any]) -> bytes:
         known = self._writers.get(topic)
         if known is not None:
-            framing, parsed = known
-            out = io.BytesIO()
-            out.write(framing)
-            schemaless_writer(out, parsed, record)
-            return out.getvalue()
+            framing, write = known
+            out = bytearray(framing)
+            write(out, record)
+            return bytes(out)
         data = self._encode_through_serializer(topic, record)
-        self._writers[topic] = (data[:5], _parsed(schema_text(topic)))
+        self._writers[topic] = (data[:5], avro_writer.writer(json.loads(schema_text(topic))))
         return data
 
     def _encode_through_serializer(self, topic: str, record: dict[str, Any]) -> bytes:
