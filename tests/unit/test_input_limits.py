@@ -38,6 +38,11 @@ def test_a_valid_document_is_within_every_limit() -> None:
         (line(description="bad \x00 text"), "lines[0].description has control character U+0000"),
         (line(amount=Decimal("1E+15")), "lines[0].amount = 1E+15 does not fit decimal(18,4)"),
         (invoice(total=Decimal("0.00001")), "total = 0.00001 does not fit decimal(18,4)"),
+        # 30 digits: more than a default decimal context holds, so rounding must not hide it.
+        (invoice(total=Decimal("1." + "0" * 28 + "1")), "does not fit decimal(18,4)"),
+        (invoice(total=Decimal("-99999999999999.99995")), "does not fit decimal(18,4)"),
+        (invoice(total=Decimal("-1E+14")), "does not fit decimal(18,4)"),
+        (invoice(total=Decimal("sNaN")), "total is not a finite amount"),
         (invoice(issued_on=date(9999, 12, 31)), "issued_on = 9999-12-31 is outside"),
         (invoice(due_on=date(1, 1, 1)), "due_on = 0001-01-01 is outside"),
     ],
@@ -45,6 +50,11 @@ def test_a_valid_document_is_within_every_limit() -> None:
 def test_a_value_over_a_limit_is_named_with_the_limit(event: object, reason: str) -> None:
     found = limits.violations(event)  # type: ignore[arg-type]
     assert len(found) == 1 and reason in found[0], found
+
+
+def test_amounts_at_the_edges_of_decimal_18_4_fit() -> None:
+    for amount in ("99999999999999.9999", "-99999999999999.9999", "1.50000000", "1E+13", "-0"):
+        assert limits.violations(invoice(total=Decimal(amount))) == [], amount  # type: ignore[arg-type]
 
 
 def test_free_text_may_carry_line_breaks_and_ids_may_not() -> None:
