@@ -85,3 +85,32 @@ def test_the_relay_makes_no_send_spans_where_no_span_is_exported() -> None:
     spans = telemetry.send_spans([Outgoing("erp.invoice-posted", b"k", b"v", [])])
     assert spans == []
     telemetry.end_send_spans(spans, [None])  # Kafka's answers, with nothing to end
+
+
+def test_where_spans_are_not_exported_the_trace_still_goes_on_through_the_handler() -> None:
+    assert not telemetry._exporting_spans  # unit tests export no spans
+    for flags in ("01", "00"):
+        parent = f"00-{TRACE}-{PARENT}-{flags}".encode()
+        record = Record(
+            "billing.invoice-issued", 2, 41, 0, b"INV-1", b"avro", [("traceparent", parent)]
+        )
+        with telemetry.process_span(record, "invoice-poster", "e-1"):
+            published = dict(telemetry.inject())
+            logged = telemetry.current_trace_id()
+        _, trace_id, span_id, sampled = published["traceparent"].decode().split("-")
+        assert (trace_id, sampled, logged) == (TRACE, flags, TRACE)
+        assert span_id != PARENT and int(span_id, 16) != 0  # a span of its own below the parent
+    assert telemetry.inject() == []  # and none once the record is done
+
+
+def test_where_spans_are_not_exported_a_record_without_context_starts_a_sampled_trace() -> None:
+    record = Record("invoice-poster.retry", 0, 7, 0, b"INV-2", b"avro", [])
+    seen = set()
+    for _ in range(2):
+        with telemetry.process_span(record, "invoice-poster", None):
+            _, trace_id, span_id, sampled = (
+                dict(telemetry.inject())["traceparent"].decode().split("-")
+            )
+        assert sampled == "01" and int(trace_id, 16) and int(span_id, 16)
+        seen.add(trace_id)
+    assert len(seen) == 2  # one trace per record

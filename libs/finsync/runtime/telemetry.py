@@ -29,12 +29,15 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from finsync.runtime import metrics as finsync_metrics
 from finsync.runtime.messages import Headers, Outgoing, Record
 
 _propagator = TraceContextTextMapPropagator()
+_ids = RandomIdGenerator()
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 tracer = trace.get_tracer("finsync")
 _exporting_spans = False  # set by setup() when spans go somewhere
 
@@ -134,9 +137,18 @@ def _messaging(topic: str, operation: str) -> dict[str, Any]:
 
 
 def process_span(
-    record: Record, group: str, message_id: str | None, using: trace.Tracer = tracer
+    record: Record, group: str, message_id: str | None, using: trace.Tracer | None = None
 ) -> AbstractContextManager[trace.Span]:
-    """The span of one record's processing, a child of the context its headers carry."""
+    """The span of one record's processing, a child of the context its headers carry.
+
+    Where spans are not exported (and no `using` asks for them), it is a span that records
+    nothing: the same trace, a span id of its own and the parent's sampling flag, as the SDK's
+    default sampler gives it, so what the handler publishes and logs carries the same context.
+    Recording a span nobody sees cost 40-100 µs a record, a tenth of invoice-poster's time."""
+    if using is None:
+        if not _exporting_spans:
+            return trace.use_span(_unrecorded_child(extract(record.headers)), end_on_exit=True)
+        using = tracer
     attributes = _messaging(record.topic, "process")
     attributes["messaging.destination.partition.id"] = str(record.partition)
     attributes["messaging.kafka.offset"] = record.offset
@@ -149,6 +161,16 @@ def process_span(
         kind=trace.SpanKind.CONSUMER,
         attributes=attributes,
     )
+
+
+def _unrecorded_child(parent: otel_context.Context) -> trace.Span:
+    above = trace.get_current_span(parent).get_span_context()
+    if above.is_valid:
+        trace_id, flags, state = above.trace_id, above.trace_flags, above.trace_state
+    else:  # a trace of its own, sampled, as the SDK starts a root span
+        trace_id, flags, state = _ids.generate_trace_id(), _SAMPLED, None
+    own = trace.SpanContext(trace_id, _ids.generate_span_id(), False, flags, state)
+    return trace.NonRecordingSpan(own)
 
 
 def send_spans(messages: Sequence[Outgoing], using: trace.Tracer | None = None) -> list[trace.Span]:
