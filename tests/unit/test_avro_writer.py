@@ -8,7 +8,7 @@ import io
 import json
 import random
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,27 @@ def test_what_the_contract_does_not_use_yet_is_written_the_same_too():
         assert ours(OTHER, datum) == theirs(OTHER, datum)
 
 
+def test_a_named_decimal_fixed_is_used_again_by_its_name():
+    cents = {"type": "fixed", "name": "C", "size": 8, "logicalType": "decimal", "precision": 18}
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "a", "type": cents}, {"name": "b", "type": "C"}],
+    }
+    datum = {"a": Decimal(-5), "b": Decimal(12)}
+    assert ours(schema, datum) == theirs(schema, datum)
+
+
+def test_times_at_the_ends_of_the_calendar_are_written():
+    millis = {"type": "long", "logicalType": "timestamp-millis"}
+    for t in (
+        datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 8, 2, 30),  # naive: local time, as fastavro has it
+    ):
+        assert ours(millis, t) == theirs(millis, t)
+
+
 def test_a_missing_field_takes_its_default():
     schema = {
         "type": "record",
@@ -164,6 +185,8 @@ def test_a_missing_field_takes_its_default():
         ],
     }
     assert ours(schema, {"a": "q"}) == theirs(schema, {"a": "q", "b": None, "c": "Y"})
+    optional = {"type": "record", "name": "O", "fields": [{"name": "b", "type": ["null", "long"]}]}
+    assert ours(optional, {}) == theirs(optional, {"b": None})
     with pytest.raises(ValueError, match="no field 'a'"):
         ours(schema, {"b": None})
 
@@ -226,6 +249,10 @@ AMOUNT = {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 4
         ("string", b"x", TypeError, "expected a string"),
         ({"type": "enum", "name": "E", "symbols": ["A"]}, "B", ValueError, "not a symbol of E"),
         ({"type": "int", "logicalType": "date"}, datetime.now(UTC), TypeError, "got a datetime"),
+        # Refused before it is scaled: scaling it first took a minute of CPU.
+        (AMOUNT, Decimal("1E+999990"), ValueError, "more digits than the precision"),
+        ({"type": "string", "logicalType": "uuid"}, None, TypeError, "expected a string"),
+        ({"type": "string", "logicalType": "uuid"}, 7, TypeError, "expected a string"),
     ],
 )
 def test_what_a_schema_cannot_carry_is_refused(schema, value, error, message):

@@ -27,7 +27,9 @@ _encoder = msgspec.json.Encoder()
 def rows_document(rows: Sequence[Any]) -> str:
     """Rows (tuples, lists, dicts) as one JSON text for a jsonb parameter: a Decimal exactly as
     its digits ("1.50", "1E+2"), a date or time in ISO form, a uuid as text, bytes in base64,
-    an enum by its value. Any other type is a TypeError."""
+    an enum by its value. Any other type is a TypeError. Two things to keep out: a time whose
+    UTC offset has seconds (its offset is written to the minute) and a float that is not
+    finite (written as null); finsync's rows hold neither."""
     return _encoder.encode(rows).decode()
 
 
