@@ -1,6 +1,7 @@
 """Revenue schedules and credit-memo splits (finsync.domain.revenue), with exact figures."""
 
-from datetime import date
+import random
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -65,6 +66,32 @@ def test_a_leap_year_counts_the_twenty_ninth_of_february():
 def test_a_one_day_period_is_one_row_of_the_whole_amount():
     rows = schedule(D("75.50"), "EUR", date(2026, 3, 31), date(2026, 3, 31))
     assert rows == (ScheduleRow(date(2026, 3, 1), D("75.50")),)
+
+
+def test_any_period_has_one_row_per_month_it_touches_each_by_its_days():
+    rng = random.Random(13)
+    for _ in range(2000):
+        start = date(2023, 1, 1) + timedelta(days=rng.randint(0, 1500))
+        end = start + timedelta(days=rng.choice([0, 1, 27, 30, 31, 59, 364, 365, 366, 1096]))
+        cents = rng.randint(0, 10**9)
+        rows = schedule(D(cents).scaleb(-2), "USD", start, end)
+        expected, month = [], start.replace(day=1)
+        while month <= end:
+            expected.append(month)
+            month = (month + timedelta(days=32)).replace(day=1)
+        assert [r.period for r in rows] == expected, (start, end)
+        assert sum(r.amount for r in rows) == D(cents).scaleb(-2)
+        # Cumulatively rounded by day: through each month, within half a cent of its share.
+        done, days = D(0), 0
+        for r in rows:
+            done += r.amount
+            days += (min(calendar_end(r.period), end) - max(r.period, start)).days + 1
+            share = D(cents).scaleb(-2) * days / ((end - start).days + 1)
+            assert abs(done - share) <= D("0.005"), (start, end, r)
+
+
+def calendar_end(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
 def test_yen_rows_are_whole_yen_and_add_up():

@@ -90,13 +90,18 @@ def schedule(amount: Decimal, currency: str, start: date, end: date) -> tuple[Sc
         raise ValueError(f"service period ends {end} before it starts {start}")
     if amount < 0:
         raise ValueError("a schedule holds no negative amounts")
+    # Month by month as (year, month): this runs for every line of every invoice posted.
     months, days = [], []
-    month = month_start(start)
-    while month <= end:
-        first, last = max(month, start), min(month_end(month), end)
-        months.append(month)
+    year, month, first = start.year, start.month, start
+    while True:
+        last = date(year, month, _days_in_month(year, month))
+        months.append(date(year, month, 1))
+        if last >= end:
+            days.append((end - first).days + 1)
+            break
         days.append((last - first).days + 1)
-        month = next_month(month)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        first = date(year, month, 1)
     unit = _unit(currency)
     parts = _cumulative(_minor(amount, currency), days)
     return tuple(ScheduleRow(m, p * unit) for m, p in zip(months, parts, strict=True))
