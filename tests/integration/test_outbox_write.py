@@ -32,9 +32,7 @@ def kept(conn: psycopg.Connection, ids: list[int] | None = None) -> list[Outgoin
     ).fetchall()
     if ids is not None:
         assert [r[0] for r in rows] == ids
-    return [
-        Outgoing(t, k, v, list(zip(hk, hv, strict=True))) for _, t, k, v, hk, hv in rows
-    ]
+    return [Outgoing(t, k, v, list(zip(hk, hv, strict=True))) for _, t, k, v, hk, hv in rows]
 
 
 MESSAGES = [
