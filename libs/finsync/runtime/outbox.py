@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -28,6 +28,12 @@ ORDER BY m.n
 """
 
 
+# A jsonb value holds at most 256 MB, and a batch of dead letters may carry 500 records of a
+# megabyte each (base64 makes them a third larger): the messages go in documents of at most
+# this many bytes of keys, values and headers, each its own statement, in order.
+CHUNK_BYTES = 32 * 1024 * 1024
+
+
 def add(
     conn: psycopg.Connection,
     service: str,
@@ -36,19 +42,32 @@ def add(
 ) -> list[int]:
     """Write the messages in order; with `returning`, their outbox ids, in the same order (only
     batches that index dead letters ask for them)."""
-    if not messages:
-        return []
-    rows = bulk.rows_document(
-        [
-            (m.topic, m.key, m.value, [k for k, _ in m.headers], [v for _, v in m.headers])
-            for m in messages
-        ]
-    )
-    if not returning:
-        conn.execute(_ADD, (service, rows))
-        return []
-    ids = conn.execute(_ADD + " RETURNING id", (service, rows)).fetchall()
-    return sorted(int(r[0]) for r in ids)  # given in the batch's order: see _ADD
+    ids: list[int] = []
+    for chunk in _chunks(messages):
+        rows = bulk.rows_document(
+            [
+                (m.topic, m.key, m.value, [k for k, _ in m.headers], [v for _, v in m.headers])
+                for m in chunk
+            ]
+        )
+        if not returning:
+            conn.execute(_ADD, (service, rows))
+            continue
+        added = conn.execute(_ADD + " RETURNING id", (service, rows)).fetchall()
+        ids += sorted(int(r[0]) for r in added)  # given in the chunk's order: see _ADD
+    return ids
+
+
+def _chunks(messages: Sequence[Outgoing]) -> Iterator[Sequence[Outgoing]]:
+    start, size = 0, 0
+    for i, m in enumerate(messages):
+        weight = len(m.key or b"") + len(m.value or b"") + sum(len(v or b"") for _, v in m.headers)
+        if i > start and size + weight > CHUNK_BYTES:
+            yield messages[start:i]
+            start, size = i, 0
+        size += weight
+    if start < len(messages):
+        yield messages[start:]
 
 
 def notify(conn: psycopg.Connection, service: str) -> None:
