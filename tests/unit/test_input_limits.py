@@ -43,6 +43,9 @@ def test_a_valid_document_is_within_every_limit() -> None:
         (invoice(total=Decimal("-99999999999999.99995")), "does not fit decimal(18,4)"),
         (invoice(total=Decimal("-1E+14")), "does not fit decimal(18,4)"),
         (invoice(total=Decimal("sNaN")), "total is not a finite amount"),
+        # A writer schema of a huge scale reads as this; refused at once, not in hours.
+        (invoice(total=Decimal("1E-999999999")), "does not fit decimal(18,4)"),
+        (invoice(total=Decimal("-0.00009")), "does not fit decimal(18,4)"),
         (invoice(issued_on=date(9999, 12, 31)), "issued_on = 9999-12-31 is outside"),
         (invoice(due_on=date(1, 1, 1)), "due_on = 0001-01-01 is outside"),
     ],
@@ -53,7 +56,15 @@ def test_a_value_over_a_limit_is_named_with_the_limit(event: object, reason: str
 
 
 def test_amounts_at_the_edges_of_decimal_18_4_fit() -> None:
-    for amount in ("99999999999999.9999", "-99999999999999.9999", "1.50000000", "1E+13", "-0"):
+    for amount in (
+        "99999999999999.9999",
+        "-99999999999999.9999",
+        "1.50000000",
+        "1E+13",
+        "-0",
+        "0E-999999999",
+        "0.0001",
+    ):
         assert limits.violations(invoice(total=Decimal(amount))) == [], amount  # type: ignore[arg-type]
 
 
