@@ -25,14 +25,11 @@ def conn(settings: Settings) -> Iterator[psycopg.Connection]:
 
 
 def kept(conn: psycopg.Connection, ids: list[int] | None = None) -> list[Outgoing]:
-    rows = conn.execute(
-        "SELECT id, topic, key, value, header_keys, header_values FROM finsync.outbox "
-        "WHERE service = %s ORDER BY id",
-        (SERVICE,),
-    ).fetchall()
+    """The service's messages as the relay reads them."""
+    waiting = outbox.pending(conn, SERVICE, 10_000)
     if ids is not None:
-        assert [r[0] for r in rows] == ids
-    return [Outgoing(t, k, v, list(zip(hk, hv, strict=True))) for _, t, k, v, hk, hv in rows]
+        assert [p.id for p in waiting] == ids
+    return [p.message for p in waiting]
 
 
 MESSAGES = [

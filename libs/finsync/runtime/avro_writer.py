@@ -3,7 +3,7 @@
 A general writer reads the schema again for every value it writes and takes each decimal
 through several calls: 140 µs for one `erp.invoice-posted`, a fifth of what invoice-poster
 spends on a record. Compiled, the schema becomes one small function per node, made once, and
-the record is written straight into one buffer (45 µs). The bytes are the same as any
+the record is written straight into one buffer (about 50 µs). The bytes are the same as any
 conforming writer's (the tests hold them to fastavro's on random records of every schema).
 
 A value the schema cannot carry is a ValueError or TypeError, as with any writer: a decimal
