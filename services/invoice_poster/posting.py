@@ -33,6 +33,10 @@ from finsync.domain.revenue import schedule, split_credit
 from finsync.errors import InvalidEvent
 from finsync.ports.erp import InvoiceLineBooking, LineBalance, LineCredit
 
+# A line's service may run at most ten years: a schedule holds a row a month, and a period as
+# long as the input limits allow (1900-2999) would be 13,200 rows for one line.
+MAX_SERVICE_DAYS = 3653
+
 
 @dataclass(frozen=True)
 class LineAccounts:
@@ -125,9 +129,17 @@ def validate(doc: InvoiceIssued | CreditMemoIssued, what: str) -> None:
     if doc.total <= 0:
         raise InvalidEvent(f"{what} total must be positive, got {fmt(doc.total, c)}")
     for line in doc.lines:
-        start, end = line.service_period_start, line.service_period_end
-        if start is not None and end is not None and start > end:
+        period = service_period(line, doc.issued_on)
+        if period is None:
+            continue
+        start, end = period
+        if start > end:
             raise InvalidEvent(f"line {line.line_id} service period ends before it starts")
+        if (end - start).days >= MAX_SERVICE_DAYS:
+            raise InvalidEvent(
+                f"line {line.line_id} service period runs {start} to {end}, "
+                f"longer than ten years ({MAX_SERVICE_DAYS} days)"
+            )
 
 
 def invoice_posting(

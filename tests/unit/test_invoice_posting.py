@@ -158,6 +158,30 @@ def test_zero_and_negative_totals_are_rejected():
         invoice_journal(invoice([line(amount="-10.00", tax="0.00")]))
 
 
+def test_a_service_period_over_ten_years_is_rejected_before_any_schedule_is_built():
+    # Within the input limits a line may run 1900-2999: 13,200 schedule rows for one line,
+    # a thousand lines to a document. Ten years, leap days and all, still post.
+    ten_years = line(amount="1200.00", tax="0.00", start=date(2027, 3, 1), end=date(2037, 2, 28))
+    _, lines = invoice_posting(
+        invoice([ten_years], issued_on=date(2027, 3, 1), due_on=date(2027, 3, 1))
+    )
+    assert len(lines[0].schedule) == 120
+    a_day_more = line(amount="1200.00", tax="0.00", start=date(2027, 3, 1), end=date(2037, 3, 1))
+    with pytest.raises(InvalidEvent, match="line 1 service period runs 2027-03-01 to 2037-03-01"):
+        invoice_posting(invoice([a_day_more], issued_on=date(2027, 3, 1), due_on=date(2027, 3, 1)))
+    # A period given only by its end runs from the issue date.
+    ends_only = line(amount="1200.00", tax="0.00", end=date(2999, 12, 31))
+    with pytest.raises(InvalidEvent, match="longer than ten years"):
+        invoice_posting(invoice([ends_only], issued_on=date(1900, 1, 1), due_on=date(1900, 1, 1)))
+    with pytest.raises(InvalidEvent, match="longer than ten years"):
+        credit_memo_posting(
+            memo(lines=[line(amount="50.00", tax="10.00", end=date(2999, 12, 31))]),
+            "EUR",
+            "ACME-DE",
+            {"1": balance()},
+        )
+
+
 def test_amounts_finer_than_the_currency_allows_are_rejected():
     with pytest.raises(InvalidEvent, match="decimals"):
         invoice_journal(invoice([line(amount="10.001", tax="0")], currency="EUR"))
