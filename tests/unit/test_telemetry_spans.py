@@ -111,6 +111,21 @@ def test_where_spans_are_not_exported_a_record_without_context_starts_a_sampled_
             _, trace_id, span_id, sampled = (
                 dict(telemetry.inject())["traceparent"].decode().split("-")
             )
-        assert sampled == "01" and int(trace_id, 16) and int(span_id, 16)
+        assert sampled == "03" and int(trace_id, 16) and int(span_id, 16)
         seen.add(trace_id)
     assert len(seen) == 2  # one trace per record
+
+
+def test_where_spans_are_not_exported_the_flags_are_those_the_sdk_would_give() -> None:
+    # Sampled and random-id bits as the SDK's default sampler sets them; reserved bits zeroed.
+    _, tracer = _tracer()
+    for flags in (None, "00", "01", "02", "03", "ff", "fc"):
+        carried = (
+            [] if flags is None else [("traceparent", f"00-{TRACE}-{PARENT}-{flags}".encode())]
+        )
+        record = Record("billing.invoice-issued", 2, 41, 0, b"INV-1", b"avro", carried)
+        given = []
+        for using in (tracer, None):
+            with telemetry.process_span(record, "invoice-poster", "e-1", using=using):
+                given.append(dict(telemetry.inject())["traceparent"].decode().split("-")[3])
+        assert given[1] == given[0], flags

@@ -37,7 +37,7 @@ from finsync.runtime.messages import Headers, Outgoing, Record
 
 _propagator = TraceContextTextMapPropagator()
 _ids = RandomIdGenerator()
-_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+_KEPT = trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID
 tracer = trace.get_tracer("finsync")
 _exporting_spans = False  # set by setup() when spans go somewhere
 
@@ -165,11 +165,13 @@ def process_span(
 
 def _unrecorded_child(parent: otel_context.Context) -> trace.Span:
     above = trace.get_current_span(parent).get_span_context()
-    if above.is_valid:
-        trace_id, flags, state = above.trace_id, above.trace_flags, above.trace_state
-    else:  # a trace of its own, sampled, as the SDK starts a root span
-        trace_id, flags, state = _ids.generate_trace_id(), _SAMPLED, None
-    own = trace.SpanContext(trace_id, _ids.generate_span_id(), False, flags, state)
+    if above.is_valid:  # the parent's sampled and random-id bits; the others are reserved
+        trace_id, flags, state = above.trace_id, above.trace_flags & _KEPT, above.trace_state
+    else:  # a trace of its own, sampled, its id random, as the SDK starts a root span
+        trace_id, flags, state = _ids.generate_trace_id(), _KEPT, None
+    own = trace.SpanContext(
+        trace_id, _ids.generate_span_id(), False, trace.TraceFlags(flags), state
+    )
     return trace.NonRecordingSpan(own)
 
 
