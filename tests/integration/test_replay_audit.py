@@ -117,3 +117,24 @@ def test_stamping_an_outcome_leaves_room_on_the_page_and_no_index_to_touch(
         ).fetchall()
     assert "fillfactor=50" in (options or [])
     assert {"outcome", "finished_at"}.isdisjoint(name for (name,) in indexed)
+
+
+def test_claiming_letters_for_a_replay_touches_no_index(settings: Settings) -> None:
+    """A replay claims each letter (open -> replayed) before sending it. No index holds the
+    status, and half of each page is free, so every claim is a HOT update: a new version on
+    the letter's own page and no index entry, where it used to be one in each of eight."""
+    ids = indexed(settings, f"HOT-{uuid.uuid4()}".encode(), 20)
+    with db.connect(settings) as conn, conn.transaction():
+        letters, _ = rp.select(conn, ids=ids)
+        claimed = rp._claim(conn, str(uuid.uuid4()), letters)
+        updates = conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relid = 'finsync.dead_letters'::regclass"
+        ).fetchone()
+        status = conn.execute(
+            "SELECT array_agg(DISTINCT status) FROM finsync.dead_letters WHERE id = ANY(%s)",
+            (ids,),
+        ).fetchone()
+    assert sorted(claimed) == sorted(ids)
+    assert status == (["replayed"],)
+    assert updates == (20, 20)

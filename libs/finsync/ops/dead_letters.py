@@ -148,8 +148,9 @@ def where(q: Query) -> tuple[str, list[Any]]:
     if q.status is not None:
         if q.status not in STATUSES:
             raise ValueError(f"status {q.status!r} is none of {', '.join(STATUSES)}")
-        clauses.append("status = %s")
-        params.append(q.status)
+        # Unresolved letters through their partial index; `resolved` is derived from status.
+        clauses.append("resolved" if q.status == "resolved" else "NOT resolved AND status = %s")
+        params += [] if q.status == "resolved" else [q.status]
     return " AND ".join(clauses) or "TRUE", params
 
 

@@ -117,7 +117,8 @@ def _instance(row: tuple[Any, ...]) -> Instance:
 def open_dead_letters(conn: psycopg.Connection) -> dict[str, int]:
     """Dead letters per service that nobody has replayed or resolved yet."""
     rows = conn.execute(
-        "SELECT service, count(*) FROM finsync.dead_letters WHERE status = 'open' GROUP BY service"
+        "SELECT service, count(*) FROM finsync.dead_letters "
+        "WHERE NOT resolved AND status = 'open' GROUP BY service"
     ).fetchall()
     return {r[0]: r[1] for r in rows}
 

@@ -19,6 +19,7 @@ nothing and writes one summary row to the audit (`replay:<id>`), not one per let
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -183,8 +184,8 @@ def replay(
         else:
             rows = _intent(conn, replay_id, actor, summary, letters, outcomes)
             sending = [x for x in letters if x.id not in refused]
-            sender = _Sender(settings, conn, replay_id, rows, outcomes)
-            sender.send(sending, rate_per_second, progress, cancelled, done=len(refused))
+            sender = _Sender(settings, conn, replay_id, rows, outcomes, progress)
+            sender.send(sending, rate_per_second, cancelled, done=len(refused))
     return Replay(replay_id, [Result(x, outcomes[x.id]) for x in letters], more)
 
 
@@ -243,51 +244,93 @@ class _Sender:
         replay_id: str,
         rows: dict[int, int],
         outcomes: dict[int, str],
+        progress: Callable[[int], None],
     ) -> None:
         self.settings, self.conn, self.replay_id = settings, conn, replay_id
         self.rows, self.outcomes = rows, outcomes
+        self.done, self.progress = 0, progress
 
     def send(
         self,
         letters: list[Letter],
         rate_per_second: float,
-        progress: Callable[[int], None],
         cancelled: Callable[[], bool],
         done: int,
     ) -> None:
-        """Chunk by chunk: claim (which reads what to send), produce, wait once for Kafka's
-        answers, record them, keep the rate; a cancelled replay records the rest as not sent."""
+        """Chunk by chunk: claim (which reads what to send), produce, and while Kafka answers
+        claim the next chunk; then record the answers and produce that one. At most one chunk
+        is in flight, and a claimed chunk is produced as soon as the one before is recorded.
+        The rate is kept by waiting before each claim; a cancelled replay records the rest as
+        not sent."""
         if not letters:
             return
-        producer = clients.producer(self.settings, "finsync-dlq-replay")
+        self.producer = clients.producer(self.settings, "finsync-dlq-replay")
+        self.done = done
         size = chunk_size(rate_per_second)
-        for start in range(0, len(letters), size):
-            began = time.monotonic()
-            chunk = letters[start : start + size]
-            if cancelled():
-                rest = [x.id for x in letters[start:]]
-                for i in rest:
-                    self.outcomes[i] = CANCELLED
-                _record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
-                progress(done + len(rest))
-                return
-            messages = _claim(self.conn, self.replay_id, chunk)
-            for x in chunk:
-                if x.id not in messages:
-                    self.outcomes[x.id] = TAKEN
-            sending = [x.id for x in chunk if x.id in messages]
-            answers = clients.deliveries(producer, [messages[i] for i in sending], timeout=30)
-            for i, answer in zip(sending, answers, strict=True):
-                error = answer.error
-                self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
-            before = {x.id: x.status for x in chunk if x.id in messages}
-            _record_outcomes(self.conn, self.rows, self.outcomes, [x.id for x in chunk], before)
-            done += len(chunk)
-            progress(done)
-            if rate_per_second > 0 and start + size < len(letters):
-                pause = len(chunk) / rate_per_second - (time.monotonic() - began)
-                if pause > 0:
-                    time.sleep(pause)
+        flight: _Flight | None = None  # handed to Kafka, answers not recorded yet
+        claimed: dict[int, str] = {}  # claimed, not handed to Kafka yet: status before
+        try:
+            for start in range(0, len(letters), size):
+                if flight is not None and rate_per_second > 0:
+                    pause = len(flight.chunk) / rate_per_second - (time.monotonic() - flight.at)
+                    if pause > 0:
+                        time.sleep(pause)
+                began = time.monotonic()
+                if cancelled():
+                    self._finish(flight)
+                    flight = None
+                    rest = [x.id for x in letters[start:]]
+                    for i in rest:
+                        self.outcomes[i] = CANCELLED
+                    _record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
+                    self.progress(self.done + len(rest))
+                    return
+                chunk = letters[start : start + size]
+                messages = _claim(self.conn, self.replay_id, chunk)
+                claimed = {x.id: x.status for x in chunk if x.id in messages}
+                self._finish(flight)
+                flight = self._produce(chunk, messages, began)
+                claimed = {}
+            self._finish(flight)
+            flight = None
+        finally:  # interrupted half-way: what Kafka has still goes, what it has not is put back
+            if flight is not None:
+                flight.sending.wait()
+            if claimed:
+                with contextlib.suppress(psycopg.Error):
+                    _put_back(self.conn, claimed)
+
+    def _produce(self, chunk: list[Letter], messages: dict[int, Outgoing], began: float) -> _Flight:
+        for x in chunk:
+            if x.id not in messages:
+                self.outcomes[x.id] = TAKEN
+        sending = [x.id for x in chunk if x.id in messages]
+        produced = clients.produce(self.producer, [messages[i] for i in sending], timeout=30)
+        before = {x.id: x.status for x in chunk if x.id in messages}
+        return _Flight(chunk, sending, before, produced, began)
+
+    def _finish(self, flight: _Flight | None) -> None:
+        """Wait for Kafka's answers to the chunk in flight and record them."""
+        if flight is None:
+            return
+        for i, answer in zip(flight.ids, flight.sending.wait(), strict=True):
+            error = answer.error
+            self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
+        ids = [x.id for x in flight.chunk]
+        _record_outcomes(self.conn, self.rows, self.outcomes, ids, flight.before)
+        self.done += len(flight.chunk)
+        self.progress(self.done)
+
+
+@dataclass
+class _Flight:
+    """A chunk handed to Kafka: its letters, the ids sent, their status before the claim."""
+
+    chunk: list[Letter]
+    ids: list[int]
+    before: dict[int, str]
+    sending: clients.Sending
+    at: float  # when its turn began (before its claim): turns are spaced for the rate
 
 
 def _claim(conn: psycopg.Connection, replay_id: str, letters: list[Letter]) -> dict[int, Outgoing]:
@@ -332,7 +375,6 @@ def _record_outcomes(
 ) -> None:
     """Each letter's outcome; a claimed letter Kafka did not take goes back to the status it
     had (`before`), unless something else changed it since."""
-    back = sorted(i for i in before if outcomes[i] != "replayed")
     with conn.transaction():
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
@@ -340,12 +382,19 @@ def _record_outcomes(
             (_rows([[rows[i], outcomes[i]] for i in ids]),),
             prepare=False,
         )
-        if back:
-            conn.execute(
-                "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
-                "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
-                "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
-                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
-                (back, [before[i] for i in back], back),
-                prepare=False,
-            )
+        _put_back(conn, {i: was for i, was in before.items() if outcomes[i] != "replayed"})
+
+
+def _put_back(conn: psycopg.Connection, before: dict[int, str]) -> None:
+    """Claimed letters that were not sent go back to the status they had, unless something
+    else changed them since."""
+    back = sorted(before)
+    if back:
+        conn.execute(
+            "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
+            "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
+            "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
+            "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
+            (back, [before[i] for i in back], back),
+            prepare=False,
+        )

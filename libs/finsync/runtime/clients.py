@@ -172,36 +172,54 @@ def deliveries(
     producer: Producer, messages: Sequence[Outgoing], timeout: float = 60
 ) -> list[Delivery]:
     """As deliver(), with the partition and offset of each message Kafka accepted."""
-    no_answer = KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
-    outcomes: list[Delivery] = [Delivery(no_answer)] * len(messages)
+    return produce(producer, messages, timeout).wait()
 
-    def answered(i: int) -> Callable[[KafkaError | None, Message], None]:
+
+class Sending:
+    """Messages handed to the producer, whose answers come in the background; wait() for them.
+    Lets a caller do other work (a database round trip) while Kafka answers."""
+
+    def __init__(self, producer: Producer, count: int, timeout: float) -> None:
+        no_answer = KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
+        self.producer, self.timeout = producer, timeout
+        self.outcomes: list[Delivery] = [Delivery(no_answer)] * count
+
+    def answered(self, i: int) -> Callable[[KafkaError | None, Message], None]:
         def record(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                outcomes[i] = Delivery(err)
+                self.outcomes[i] = Delivery(err)
             else:
                 partition, offset = msg.partition(), msg.offset()
-                outcomes[i] = Delivery(
+                self.outcomes[i] = Delivery(
                     None, -1 if partition is None else partition, -1 if offset is None else offset
                 )
 
         return record
 
+    def wait(self) -> list[Delivery]:
+        """Every message's answer, in the order they were handed over; waits at most the
+        timeout (a message unanswered by then reads as timed out)."""
+        self.producer.flush(self.timeout)
+        return self.outcomes
+
+
+def produce(producer: Producer, messages: Sequence[Outgoing], timeout: float = 60) -> Sending:
+    """Hand every message to the producer without waiting for Kafka's answers."""
+    sending = Sending(producer, len(messages), timeout)
     for i, m in enumerate(messages):
         while True:
             try:
                 producer.produce(
                     m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
-                    on_delivery=answered(i),
+                    on_delivery=sending.answered(i),
                 )  # fmt: skip
                 break
             except BufferError:  # the local queue is full: let deliveries drain
                 producer.poll(0.1)
             except KafkaException as exc:  # refused before sending, e.g. too large
-                outcomes[i] = Delivery(exc.args[0])
+                sending.outcomes[i] = Delivery(exc.args[0])
                 break
-    producer.flush(timeout)
-    return outcomes
+    return sending
 
 
 def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
