@@ -48,22 +48,9 @@ def indexed(settings: Settings, key: bytes, copies: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
-    settings: Settings,
-) -> None:
-    key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
-    ids = indexed(settings, key, 2)
-    retried = TopicTail(settings, retry_topic(SERVICE))
-
-    def stop_after_the_first(done: int) -> None:
-        raise Interrupted
-
-    with pytest.raises(Interrupted):
-        rp.replay(
-            settings, ids=ids, reason="test", actor="sre-on-call", rate_per_second=1,
-            progress=stop_after_the_first,
-        )  # fmt: skip
-
+def audited(settings: Settings, key: bytes) -> tuple[list[tuple], list[str]]:
+    """(replay id, actor, letter, outcome, finished) of each audit row of the key's letters,
+    and the letters' statuses, in topic order."""
     with db.connect(settings) as conn:
         rows = conn.execute(
             "SELECT replay_id, replayed_by, dead_letter_id, outcome, finished_at IS NOT NULL "
@@ -71,18 +58,83 @@ def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
             (key.decode(),),
         ).fetchall()
         statuses = conn.execute(
-            "SELECT status FROM finsync.dead_letters WHERE id = ANY(%s) ORDER BY dlq_offset",
-            (ids,),
+            "SELECT status FROM finsync.dead_letters WHERE message_key = %s ORDER BY dlq_offset",
+            (key.decode(),),
         ).fetchall()
+    return [tuple(r) for r in rows], [s for (s,) in statuses]
+
+
+def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
+    settings: Settings,
+) -> None:
+    key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, 3)
+    retried = TopicTail(settings, retry_topic(SERVICE))
+
+    def stop_after_the_first(done: int) -> None:
+        raise Interrupted
+
+    # One letter a chunk: the second is claimed and handed to Kafka while the first's answer
+    # is recorded, then the operator interrupts; the third is never claimed.
+    with pytest.raises(Interrupted):
+        rp.replay(
+            settings, ids=ids, reason="test", actor="sre-on-call", rate_per_second=1,
+            progress=stop_after_the_first,
+        )  # fmt: skip
+
+    rows, statuses = audited(settings, key)
     assert [(by, letter, outcome, done) for _, by, letter, outcome, done in rows] == [
         ("sre-on-call", ids[0], "replayed", True),
-        ("sre-on-call", ids[1], "intended", False),
+        ("sre-on-call", ids[1], "replayed", True),  # handed over: its answer still recorded
+        ("sre-on-call", ids[2], "intended", False),
     ]
-    assert statuses == [("replayed",), ("open",)]
+    assert statuses == ["replayed", "replayed", "open"]
     replay_id = rows[0][0]
-    assert rows[1][0] == replay_id
-    [sent] = eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
-    assert sent.header_text(h.REPLAY_ID) == str(replay_id)
+    assert {r[0] for r in rows} == {replay_id}
+    eventually(lambda: len([r for r in retried.poll(0.5) if r.key == key]) >= 2, 30)
+    sent = [r for r in retried.poll(2) if r.key == key]  # all that came, two seconds on
+    assert [x.header_text(h.REPLAY_DEAD_LETTER) for x in sent] == [str(ids[0]), str(ids[1])]
+    assert {x.header_text(h.REPLAY_ID) for x in sent} == {str(replay_id)}
+    retried.close()
+
+
+class FailsAfter:
+    """finsync's producer, interrupted as it is handed message number `n` (from 1)."""
+
+    def __init__(self, producer: object, n: int) -> None:
+        self.producer, self.n = producer, n
+
+    def produce(self, *args: object, **kwargs: object) -> None:
+        self.n -= 1
+        if self.n == 0:
+            raise Interrupted
+        self.producer.produce(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.producer, name)
+
+
+def test_a_replay_interrupted_while_handing_a_chunk_to_kafka_puts_back_only_the_unsent(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"HANDING-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, 3)
+    made = clients.producer
+    monkeypatch.setattr(clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 2))
+    retried = TopicTail(settings, retry_topic(SERVICE))
+
+    with pytest.raises(Interrupted):
+        rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
+
+    rows, statuses = audited(settings, key)
+    assert [(outcome, done) for *_, outcome, done in rows] == [
+        ("replayed", True),  # handed over before the interruption: sent, and recorded so
+        ("intended", False),
+        ("intended", False),
+    ]
+    assert statuses == ["replayed", "open", "open"]  # a later replay sends only these two
+    eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
+    [sent] = [r for r in retried.poll(2) if r.key == key]  # all that came, two seconds on
     assert sent.header_text(h.REPLAY_DEAD_LETTER) == str(ids[0])
     retried.close()
 

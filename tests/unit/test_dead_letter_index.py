@@ -135,9 +135,10 @@ def test_the_error_filter_is_a_category_or_a_class_in_any_case():
     condition, params = where(Query(service="invoice-poster", key="K", since=since, status="open"))
     assert condition == (
         "service = %s AND md5(message_key) = md5(%s) AND message_key = %s "
-        "AND failed_at >= %s AND status = %s"
+        "AND failed_at >= %s AND NOT resolved AND status = %s"
     )
     assert params == ["invoice-poster", "K", "K", since, "open"]
+    assert where(Query(status="resolved")) == ("resolved", [])
     with pytest.raises(ValueError, match="none of open, replayed, resolved"):
         where(Query(status="closed"))
 

@@ -2,7 +2,7 @@
 (assign, resolve, reopen, note; replaying is `finsync.ops.replay`). What the console and
 `finsync dlq` show.
 
-Every filter is served by an index of `finsync.dead_letters` (see migration 0023) and every
+Every filter is served by an index of `finsync.dead_letters` (migrations 0023, 0029) and every
 listing is newest first (by failure time, then id), the next page starting after a letter's id
 (keyset), so they stay fast with millions of letters.
 """

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -249,6 +249,7 @@ class _Sender:
         self.settings, self.conn, self.replay_id = settings, conn, replay_id
         self.rows, self.outcomes = rows, outcomes
         self.done, self.progress = 0, progress
+        self.flights: list[_Flight] = []  # chunks handed to Kafka whose answers are not recorded
 
     def send(
         self,
@@ -257,28 +258,26 @@ class _Sender:
         cancelled: Callable[[], bool],
         done: int,
     ) -> None:
-        """Chunk by chunk: claim (which reads what to send), produce, and while Kafka answers
-        claim the next chunk; then record the answers and produce that one. At most one chunk
-        is in flight, and a claimed chunk is produced as soon as the one before is recorded.
-        The rate is kept by waiting before each claim; a cancelled replay records the rest as
-        not sent."""
+        """Chunk by chunk: claim (which reads what to send) and hand the chunk to Kafka at once;
+        then record Kafka's answers to the chunk before, so the next claim runs while Kafka
+        answers. The rate is kept by waiting before each claim; a cancelled replay records the
+        rest as not sent. Interrupted (Ctrl-C, an error), it still records the answers to what
+        it handed over, and puts back what it claimed and did not."""
         if not letters:
             return
-        self.producer = clients.producer(self.settings, "finsync-dlq-replay")
+        producer = clients.producer(self.settings, "finsync-dlq-replay")
         self.done = done
         size = chunk_size(rate_per_second)
-        flight: _Flight | None = None  # handed to Kafka, answers not recorded yet
-        claimed: dict[int, str] = {}  # claimed, not handed to Kafka yet: status before
         try:
             for start in range(0, len(letters), size):
-                if flight is not None and rate_per_second > 0:
-                    pause = len(flight.chunk) / rate_per_second - (time.monotonic() - flight.at)
+                if self.flights and rate_per_second > 0:
+                    last = self.flights[-1]
+                    pause = len(last.chunk) / rate_per_second - (time.monotonic() - last.began)
                     if pause > 0:
                         time.sleep(pause)
                 began = time.monotonic()
                 if cancelled():
-                    self._finish(flight)
-                    flight = None
+                    self._settle_all()
                     rest = [x.id for x in letters[start:]]
                     for i in rest:
                         self.outcomes[i] = CANCELLED
@@ -287,50 +286,54 @@ class _Sender:
                     return
                 chunk = letters[start : start + size]
                 messages = _claim(self.conn, self.replay_id, chunk)
-                claimed = {x.id: x.status for x in chunk if x.id in messages}
-                self._finish(flight)
-                flight = self._produce(chunk, messages, began)
-                claimed = {}
-            self._finish(flight)
-            flight = None
-        finally:  # interrupted half-way: what Kafka has still goes, what it has not is put back
-            if flight is not None:
-                flight.sending.wait()
-            if claimed:
+                ids = [x.id for x in chunk if x.id in messages]
+                flight = _Flight(chunk, ids, began, clients.Sending(producer, timeout=30))
+                self.flights.append(flight)
+                flight.sending.produce(messages[i] for i in ids)
+                while len(self.flights) > 1:
+                    self._settle(self.flights[0])
+            self._settle_all()
+        finally:
+            if self.flights:  # interrupted: no progress is told, a database error is the cause
                 with contextlib.suppress(psycopg.Error):
-                    _put_back(self.conn, claimed)
+                    self._settle_all(quiet=True)
 
-    def _produce(self, chunk: list[Letter], messages: dict[int, Outgoing], began: float) -> _Flight:
-        for x in chunk:
-            if x.id not in messages:
-                self.outcomes[x.id] = TAKEN
-        sending = [x.id for x in chunk if x.id in messages]
-        produced = clients.produce(self.producer, [messages[i] for i in sending], timeout=30)
-        before = {x.id: x.status for x in chunk if x.id in messages}
-        return _Flight(chunk, sending, before, produced, began)
+    def _settle_all(self, quiet: bool = False) -> None:
+        while self.flights:
+            self._settle(self.flights[0], quiet)
 
-    def _finish(self, flight: _Flight | None) -> None:
-        """Wait for Kafka's answers to the chunk in flight and record them."""
-        if flight is None:
-            return
-        for i, answer in zip(flight.ids, flight.sending.wait(), strict=True):
+    def _settle(self, flight: _Flight, quiet: bool = False) -> None:
+        """Wait for Kafka's answers to a chunk and record them. Letters claimed and not sent
+        (refused by Kafka, or never handed over) go back to what they were; one never handed
+        over keeps its audit row as intended."""
+        answers = flight.sending.wait()
+        sent = flight.ids[: len(answers)]
+        for i, answer in zip(sent, answers, strict=True):
             error = answer.error
             self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
-        ids = [x.id for x in flight.chunk]
-        _record_outcomes(self.conn, self.rows, self.outcomes, ids, flight.before)
-        self.done += len(flight.chunk)
-        self.progress(self.done)
+        claimed = set(flight.ids)
+        for x in flight.chunk:
+            if x.id not in claimed:
+                self.outcomes[x.id] = TAKEN
+        unsent = set(flight.ids[len(answers) :])
+        before = {x.id: x.status for x in flight.chunk if x.id in claimed}
+        ids = [x.id for x in flight.chunk if x.id not in unsent]
+        _record_outcomes(self.conn, self.rows, self.outcomes, ids, before, unsent)
+        self.flights.remove(flight)
+        self.done += len(ids)
+        if not quiet:
+            self.progress(self.done)
 
 
 @dataclass
 class _Flight:
-    """A chunk handed to Kafka: its letters, the ids sent, their status before the claim."""
+    """A chunk claimed and handed to Kafka: its letters, the ids claimed, when its turn began
+    (turns are spaced for the rate), and Kafka's answers as they come."""
 
     chunk: list[Letter]
     ids: list[int]
-    before: dict[int, str]
+    began: float
     sending: clients.Sending
-    at: float  # when its turn began (before its claim): turns are spaced for the rate
 
 
 def _claim(conn: psycopg.Connection, replay_id: str, letters: list[Letter]) -> dict[int, Outgoing]:
@@ -372,9 +375,11 @@ def _record_outcomes(
     outcomes: dict[int, str],
     ids: list[int],
     before: dict[int, str],
+    unsent: Collection[int] = (),
 ) -> None:
-    """Each letter's outcome; a claimed letter Kafka did not take goes back to the status it
-    had (`before`), unless something else changed it since."""
+    """The outcome of each of `ids`; a claimed letter Kafka did not take, or that was never
+    handed to it (`unsent`), goes back to the status it had (`before`), unless something else
+    changed it since."""
     with conn.transaction():
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
@@ -382,19 +387,13 @@ def _record_outcomes(
             (_rows([[rows[i], outcomes[i]] for i in ids]),),
             prepare=False,
         )
-        _put_back(conn, {i: was for i, was in before.items() if outcomes[i] != "replayed"})
-
-
-def _put_back(conn: psycopg.Connection, before: dict[int, str]) -> None:
-    """Claimed letters that were not sent go back to the status they had, unless something
-    else changed them since."""
-    back = sorted(before)
-    if back:
-        conn.execute(
-            "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
-            "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
-            "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
-            (back, [before[i] for i in back], back),
-            prepare=False,
-        )
+        back = sorted(i for i in before if i in unsent or outcomes[i] != "replayed")
+        if back:
+            conn.execute(
+                "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
+                "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
+                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
+                (back, [before[i] for i in back], back),
+                prepare=False,
+            )

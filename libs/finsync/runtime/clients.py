@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -172,20 +173,51 @@ def deliveries(
     producer: Producer, messages: Sequence[Outgoing], timeout: float = 60
 ) -> list[Delivery]:
     """As deliver(), with the partition and offset of each message Kafka accepted."""
-    return produce(producer, messages, timeout).wait()
+    sending = Sending(producer, timeout)
+    sending.produce(messages)
+    producer.flush(timeout)
+    return sending.outcomes
 
 
 class Sending:
-    """Messages handed to the producer, whose answers come in the background; wait() for them.
-    Lets a caller do other work (a database round trip) while Kafka answers."""
+    """Messages handed to a producer one by one, with Kafka's answer to each as it comes, so a
+    caller can do other work (a database round trip) meanwhile and wait() for these answers
+    alone. Interrupted while handing over, `outcomes` holds exactly the messages handed."""
 
-    def __init__(self, producer: Producer, count: int, timeout: float) -> None:
-        no_answer = KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
+    def __init__(self, producer: Producer, timeout: float = 60) -> None:
         self.producer, self.timeout = producer, timeout
-        self.outcomes: list[Delivery] = [Delivery(no_answer)] * count
+        self.no_answer = Delivery(
+            KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
+        )
+        self.outcomes: list[Delivery] = []
+        self.waiting = 0  # handed over, not answered yet
 
-    def answered(self, i: int) -> Callable[[KafkaError | None, Message], None]:
+    def produce(self, messages: Iterable[Outgoing]) -> None:
+        for m in messages:
+            i = len(self.outcomes)
+            self.outcomes.append(self.no_answer)
+            self.waiting += 1
+            while True:
+                try:
+                    self.producer.produce(
+                        m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
+                        on_delivery=self._answered(i),
+                    )  # fmt: skip
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain
+                    self.producer.poll(0.1)
+                except KafkaException as exc:  # refused before sending, e.g. too large
+                    self.outcomes[i] = Delivery(exc.args[0])
+                    self.waiting -= 1
+                    break
+                except BaseException:  # interrupted: this one was not handed over
+                    self.outcomes.pop()
+                    self.waiting -= 1
+                    raise
+
+    def _answered(self, i: int) -> Callable[[KafkaError | None, Message], None]:
         def record(err: KafkaError | None, msg: Message) -> None:
+            self.waiting -= 1
             if err is not None:
                 self.outcomes[i] = Delivery(err)
             else:
@@ -197,29 +229,12 @@ class Sending:
         return record
 
     def wait(self) -> list[Delivery]:
-        """Every message's answer, in the order they were handed over; waits at most the
-        timeout (a message unanswered by then reads as timed out)."""
-        self.producer.flush(self.timeout)
+        """The answer to every message handed over, in order, waiting at most the timeout for
+        them (not for other messages of the producer); one unanswered by then has timed out."""
+        deadline = time.monotonic() + self.timeout
+        while self.waiting > 0 and (left := deadline - time.monotonic()) > 0:
+            self.producer.poll(min(left, 0.1))
         return self.outcomes
-
-
-def produce(producer: Producer, messages: Sequence[Outgoing], timeout: float = 60) -> Sending:
-    """Hand every message to the producer without waiting for Kafka's answers."""
-    sending = Sending(producer, len(messages), timeout)
-    for i, m in enumerate(messages):
-        while True:
-            try:
-                producer.produce(
-                    m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
-                    on_delivery=sending.answered(i),
-                )  # fmt: skip
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                producer.poll(0.1)
-            except KafkaException as exc:  # refused before sending, e.g. too large
-                sending.outcomes[i] = Delivery(exc.args[0])
-                break
-    return sending
 
 
 def send(producer: Producer, messages: Iterable[Outgoing], timeout: float = 60) -> int:
