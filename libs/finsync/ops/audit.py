@@ -38,7 +38,7 @@ def record(
     target: str,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
-    record_many(conn, actor, action, [target], [detail or {}])
+    record_many(conn, actor, action, [target], detail or {})
 
 
 def record_many(
@@ -46,19 +46,19 @@ def record_many(
     actor: str,
     action: str,
     targets: Sequence[str],
-    details: Sequence[Mapping[str, Any]],
+    detail: Mapping[str, Any],
 ) -> None:
-    """One row per target, in one statement, the rows as one JSON document (see
-    runtime/bulk.py)."""
+    """One row per target, in their order, all with the same detail, in one statement: the
+    targets as one JSON document (see runtime/bulk.py), the detail once."""
     if not targets:
         return
     if not actor.strip():
         raise ValueError("an audited action needs an actor: who takes it")
-    rows = bulk.rows_document([[t, dict(d)] for t, d in zip(targets, details, strict=True)])
     conn.execute(
         "INSERT INTO finsync.ops_audit (actor, action, target, detail) "
-        "SELECT %s, %s, x->>0, x->1 FROM jsonb_array_elements(%s::jsonb) AS x",
-        (actor, action, rows),
+        "SELECT %s, %s, x.t, (%s::jsonb)->0 "
+        "FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY AS x(t, n) ORDER BY x.n",
+        (actor, action, bulk.rows_document([dict(detail)]), bulk.rows_document(list(targets))),
         prepare=False,
     )
 

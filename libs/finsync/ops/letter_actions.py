@@ -40,9 +40,7 @@ def _change(
         ).fetchall()
         changed = sorted(r[0] for r in rows)
         detail = {k: v for k, v in values.items() if v is not None}
-        audit.record_many(
-            conn, actor, action, [audit.letter(i) for i in changed], [detail] * len(changed)
-        )
+        audit.record_many(conn, actor, action, [audit.letter(i) for i in changed], detail)
     return changed
 
 

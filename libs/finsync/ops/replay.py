@@ -225,14 +225,17 @@ def _intent(
             ),
             prepare=False,
         ).fetchall()
-        refused = [i for i in ids if outcomes[i].startswith("refused")]
-        skipped = set(refused)
-        taken = [i for i in ids if i not in skipped]
         audit.record(conn, actor, "replay", target(replay_id), summary)
-        each = {k: summary[k] for k in ("reason", "force", "filter") if k in summary}
-        for action, chosen in (("replay", taken), ("replay-refused", refused)):
-            details = [{"replay_id": replay_id, **each, "outcome": outcomes[i]} for i in chosen]
-            audit.record_many(conn, actor, action, [audit.letter(i) for i in chosen], details)
+        each: dict[str, Any] = {
+            k: summary[k] for k in ("reason", "force", "filter") if k in summary
+        }
+        groups: dict[tuple[str, str], list[str]] = {}  # the letters of each action and outcome
+        for i in ids:
+            action = "replay-refused" if outcomes[i].startswith("refused") else "replay"
+            groups.setdefault((action, outcomes[i]), []).append(audit.letter(i))
+        for (action, outcome), targets in groups.items():
+            detail: dict[str, Any] = {"replay_id": replay_id, **each, "outcome": outcome}
+            audit.record_many(conn, actor, action, targets, detail)
     return {letter: row for row, letter in rows}
 
 
