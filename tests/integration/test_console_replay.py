@@ -9,6 +9,7 @@ import pytest
 
 from finsync.contract.topics import retry_topic
 from finsync.ops import replay as rp
+from finsync.ops import replay_sending as sending
 from finsync.ops.dead_letters import Query
 from finsync.runtime import db
 from finsync.settings import Settings
@@ -42,7 +43,7 @@ def test_two_replays_of_the_same_letters_at_once_send_each_once(settings: Settin
 
     first = rp.replay(settings, ids=ids, reason="first", actor="a", cancelled=meanwhile)
     assert [r.outcome for r in second[0].results] == ["replayed", "replayed"]
-    assert [r.outcome for r in first.results] == [rp.TAKEN, rp.TAKEN]
+    assert [r.outcome for r in first.results] == [sending.TAKEN, sending.TAKEN]
     eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
     assert len([r for r in retried.poll(2) if r.key == key]) == 2  # poll keeps all it read
     retried.close()
@@ -55,7 +56,7 @@ def test_a_cancelled_replay_sends_nothing_more_and_says_so(settings: Settings) -
     key = f"CANCEL-{uuid.uuid4().hex[:10]}".encode()
     ids = indexed(settings, key, 2)
     done = rp.replay(settings, ids=ids, reason="r", actor="a", cancelled=lambda: True)
-    assert [r.outcome for r in done.results] == [rp.CANCELLED, rp.CANCELLED]
+    assert [r.outcome for r in done.results] == [sending.CANCELLED, sending.CANCELLED]
     assert statuses(settings, ids) == ["open", "open"]
     with db.connect(settings) as conn:
         rows = conn.execute(
@@ -67,7 +68,7 @@ def test_a_cancelled_replay_sends_nothing_more_and_says_so(settings: Settings) -
             "SELECT detail FROM finsync.ops_audit WHERE target = %s AND action = 'replay'",
             (rp.target(done.replay_id),),
         ).fetchall()
-    assert rows == [(rp.CANCELLED, True)] * 2
+    assert rows == [(sending.CANCELLED, True)] * 2
     assert summary[0]["ids"] == ids and summary[0]["force"] is False
 
 

@@ -164,6 +164,7 @@ def test_a_dry_run_changes_nothing_but_the_audit(
         shown = out(capsys, "dlq", "replay", str(letter.id), "--dry-run", "--reason", "check",
                     "--by", "sre-dry")  # fmt: skip
         assert "would-replay" in shown
+        assert "1 would replay, 0 refused, 0 failed;" in shown
         assert not [r for r in retried.poll(2) if r.key_text == bad.invoice_id]
     finally:
         retried.close()

@@ -5,6 +5,7 @@ the replay's id and the id of the dead letter they replay."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from finsync.contract.topics import retry_topic
 from finsync.errors import InvalidEvent
 from finsync.ops import replay as rp
+from finsync.ops import replay_sending as sending
 from finsync.runtime import clients, db, dead_letter_index, dlq, failures
 from finsync.runtime import headers as h
 from finsync.runtime.messages import Record
@@ -98,45 +100,99 @@ def test_an_interrupted_replay_leaves_what_it_meant_to_do_and_how_far_it_got(
     retried.close()
 
 
+class Signal(BaseException):
+    """Ctrl-C as it lands: KeyboardInterrupt is a BaseException, raised wherever Python is."""
+
+
 class FailsAfter:
-    """finsync's producer, interrupted as it is handed message number `n` (from 1)."""
+    """finsync's producer, interrupted as it is handed message number `n` (from 1): before
+    librdkafka takes it, as it returns from taking it, or in Kafka's answer to it before the
+    answer is recorded."""
 
-    def __init__(self, producer: object, n: int) -> None:
-        self.producer, self.n = producer, n
+    def __init__(self, producer: object, n: int, when: str = "before") -> None:
+        self.producer, self.n, self.when = producer, n, when
 
-    def produce(self, *args: object, **kwargs: object) -> None:
+    def produce(self, *args: object, **kwargs: Any) -> None:
         self.n -= 1
-        if self.n == 0:
+        if self.n == 0 and self.when == "before":
             raise Interrupted
+        if self.n == 0 and self.when == "in its answer":
+            kwargs["on_delivery"] = self.interrupt
         self.producer.produce(*args, **kwargs)  # type: ignore[attr-defined]
+        if self.n == 0 and self.when == "as it returns":
+            raise Signal
+
+    @staticmethod
+    def interrupt(*_: object) -> None:
+        raise Signal
+
+    def __len__(self) -> int:
+        return len(self.producer)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.producer, name)
 
 
+def interrupted(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, copies: int, n: int, when: str
+) -> tuple[list[tuple], list[str], list[str]]:
+    """`copies` letters of a new key replayed at full speed and interrupted at message `n` as
+    FailsAfter says: their audit rows and statuses (see audited()), and the letters that reached
+    the retry topic, in order."""
+    key = f"STOP-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, copies)
+    made = clients.producer
+    monkeypatch.setattr(clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), n, when))
+    retried = TopicTail(settings, retry_topic(SERVICE))
+    try:
+        with pytest.raises(Interrupted if when == "before" else Signal):
+            rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
+        eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
+        sent = [r for r in retried.poll(2) if r.key == key]  # all that came, two seconds on
+    finally:
+        retried.close()
+    position = {str(id_): i for i, id_ in enumerate(ids)}
+    return *audited(settings, key), [
+        f"letter {position[x.header_text(h.REPLAY_DEAD_LETTER)] + 1}" for x in sent
+    ]
+
+
 def test_a_replay_interrupted_while_handing_a_chunk_to_kafka_puts_back_only_the_unsent(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = f"HANDING-{uuid.uuid4().hex[:10]}".encode()
-    ids = indexed(settings, key, 3)
-    made = clients.producer
-    monkeypatch.setattr(clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 2))
-    retried = TopicTail(settings, retry_topic(SERVICE))
-
-    with pytest.raises(Interrupted):
-        rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
-
-    rows, statuses = audited(settings, key)
+    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "before")
     assert [(outcome, done) for *_, outcome, done in rows] == [
         ("replayed", True),  # handed over before the interruption: sent, and recorded so
         ("intended", False),
         ("intended", False),
     ]
     assert statuses == ["replayed", "open", "open"]  # a later replay sends only these two
-    eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
-    [sent] = [r for r in retried.poll(2) if r.key == key]  # all that came, two seconds on
-    assert sent.header_text(h.REPLAY_DEAD_LETTER) == str(ids[0])
-    retried.close()
+    assert sent == ["letter 1"]
+
+
+def test_a_replay_interrupted_as_kafka_takes_a_letter_waits_for_its_answer(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C just after librdkafka took the second letter: it is on its way, so it is not put
+    back (a later replay would send it twice); the replay waits for Kafka's answer."""
+    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "as it returns")
+    assert [outcome for *_, outcome, _ in rows] == ["replayed", "replayed", "intended"]
+    assert statuses == ["replayed", "replayed", "open"]
+    assert sent == ["letter 1", "letter 2"]
+
+
+def test_a_replay_interrupted_in_kafkas_answer_leaves_the_letter_replayed_and_unknown(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C inside the delivery callback of the first letter, before its answer is recorded:
+    Kafka wrote it, the replay cannot tell, so the letter stays replayed with outcome unknown
+    instead of going back to open to be sent a second time."""
+    rows, statuses, sent = interrupted(settings, monkeypatch, 2, 1, "in its answer")
+    outcomes = [outcome for *_, outcome, _ in rows]
+    assert outcomes[0].startswith("unknown: no answer from Kafka")
+    assert outcomes[1] == "replayed"
+    assert statuses == ["replayed", "replayed"]  # neither is replayed again unforced
+    assert sent == ["letter 1", "letter 2"]
 
 
 def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings) -> None:
@@ -178,7 +234,7 @@ def test_claiming_letters_for_a_replay_touches_no_index(settings: Settings) -> N
     ids = indexed(settings, f"HOT-{uuid.uuid4()}".encode(), 20)
     with db.connect(settings) as conn, conn.transaction():
         letters, _ = rp.select(conn, ids=ids)
-        claimed = rp._claim(conn, str(uuid.uuid4()), letters)
+        claimed = sending.claim(conn, letters)
         updates = conn.execute(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
             "WHERE relid = 'finsync.dead_letters'::regclass"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -195,17 +196,16 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
             for r in results
         ],
     )
-    failed = [r for r in results if r.outcome.startswith("failed")]
-    refused = [r for r in results if r.outcome.startswith("refused")]
-    ok = len(results) - len(failed) - len(refused)
-    console.print(
-        f"{ok} {verb.replace('replaying', 'replayed')}, {len(refused)} refused, "
-        f"{len(failed)} failed; replay {result.replay_id} audited",
-        highlight=False,
-    )
+    kinds = Counter(r.outcome.split(":", 1)[0] for r in results)
+    taken = kinds.pop("replayed", 0) + kinds.pop("would-replay", 0)
+    failed = kinds.pop("failed", 0)
+    summary = [f"{taken} {verb.replace('replaying', 'replayed')}"]
+    summary += [f"{kinds.pop('refused', 0)} refused", f"{failed} failed"]
+    summary += [f"{n} {kind}" for kind, n in kinds.items()]  # unknown, cancelled
+    console.print(f"{', '.join(summary)}; replay {result.replay_id} audited", highlight=False)
     if result.more:
         console.print(f"more letters match than --limit {args.limit}: run it again for the rest")
-    return 1 if failed else 0
+    return 1 if failed or kinds.get("unknown") else 0
 
 
 def cmd_dlq_resolve(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,16 +13,15 @@ times is refused, as is one resolved or replayed already, unless forced.
 
 Each chunk's letters are claimed (open -> replayed, only if unchanged since they were chosen)
 in one statement before they are sent, so a double-click or two operators replaying the same
-letters send each once; one that fails to send goes back to what it was. A dry run sends
-nothing and writes one summary row to the audit (`replay:<id>`), not one per letter.
+letters send each once; one Kafka refuses goes back to what it was, one whose answer never
+comes stays replayed (it may have been written). A dry run sends nothing and writes one
+summary row to the audit (`replay:<id>`), not one per letter.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -31,23 +30,19 @@ import psycopg
 
 from finsync.contract.topics import retry_topic
 from finsync.ops import audit
+from finsync.ops import replay_sending as sending
 from finsync.ops.dead_letters import LETTER_COLUMNS, Letter, Query, where
-from finsync.runtime import bulk, clients, db
-from finsync.runtime.dlq import replay_message
-from finsync.runtime.failures import Origin
-from finsync.runtime.messages import Outgoing
+from finsync.runtime import db
 from finsync.settings import Settings
 
 MAX_CHUNK = 500  # letters sent, then audited, together
-TAKEN = "refused: replayed by another replay, or changed, since this one chose it; look again"
-CANCELLED = "cancelled: not sent"
 
 
 @dataclass(frozen=True)
 class Result:
     letter: Letter
-    outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's answer> |
-    # cancelled: not sent
+    outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's refusal> |
+    # unknown: <no answer> | cancelled: not sent
 
 
 @dataclass(frozen=True)
@@ -183,17 +178,12 @@ def replay(
             progress(len(letters))
         else:
             rows = _intent(conn, replay_id, actor, summary, letters, outcomes)
-            sending = [x for x in letters if x.id not in refused]
-            sender = _Sender(settings, conn, replay_id, rows, outcomes, progress)
-            sender.send(sending, rate_per_second, cancelled, done=len(refused))
+            sender = sending.Sender(settings, conn, replay_id, rows, outcomes, progress)
+            chosen = [x for x in letters if x.id not in refused]
+            sender.send(
+                chosen, rate_per_second, chunk_size(rate_per_second), cancelled, len(refused)
+            )
     return Replay(replay_id, [Result(x, outcomes[x.id]) for x in letters], more)
-
-
-def _rows(rows: list[list[Any]]) -> str:
-    """Many rows as one JSON parameter (see runtime/bulk.py). Statements that take one run
-    unprepared (`prepare=False`): a prepared statement soon gets a generic plan, which cannot
-    know the number of rows and joins them quadratically."""
-    return bulk.rows_document(rows)
 
 
 def _intent(
@@ -221,7 +211,9 @@ def _intent(
             (
                 replay_id,
                 actor,
-                _rows([[x.id, outcomes[x.id], retry_topic(x.service)] for x in letters]),
+                sending.json_rows(
+                    [[x.id, outcomes[x.id], retry_topic(x.service)] for x in letters]
+                ),
             ),
             prepare=False,
         ).fetchall()
@@ -237,166 +229,3 @@ def _intent(
             detail: dict[str, Any] = {"replay_id": replay_id, **each, "outcome": outcome}
             audit.record_many(conn, actor, action, targets, detail)
     return {letter: row for row, letter in rows}
-
-
-class _Sender:
-    def __init__(
-        self,
-        settings: Settings,
-        conn: psycopg.Connection,
-        replay_id: str,
-        rows: dict[int, int],
-        outcomes: dict[int, str],
-        progress: Callable[[int], None],
-    ) -> None:
-        self.settings, self.conn, self.replay_id = settings, conn, replay_id
-        self.rows, self.outcomes = rows, outcomes
-        self.done, self.progress = 0, progress
-        self.flights: list[_Flight] = []  # chunks handed to Kafka whose answers are not recorded
-
-    def send(
-        self,
-        letters: list[Letter],
-        rate_per_second: float,
-        cancelled: Callable[[], bool],
-        done: int,
-    ) -> None:
-        """Chunk by chunk: claim (which reads what to send) and hand the chunk to Kafka at once;
-        then record Kafka's answers to the chunk before, so the next claim runs while Kafka
-        answers. The rate is kept by waiting before each claim; a cancelled replay records the
-        rest as not sent. Interrupted (Ctrl-C, an error), it still records the answers to what
-        it handed over, and puts back what it claimed and did not."""
-        if not letters:
-            return
-        producer = clients.producer(self.settings, "finsync-dlq-replay")
-        self.done = done
-        size = chunk_size(rate_per_second)
-        try:
-            for start in range(0, len(letters), size):
-                if self.flights and rate_per_second > 0:
-                    last = self.flights[-1]
-                    pause = len(last.chunk) / rate_per_second - (time.monotonic() - last.began)
-                    if pause > 0:
-                        time.sleep(pause)
-                began = time.monotonic()
-                if cancelled():
-                    self._settle_all()
-                    rest = [x.id for x in letters[start:]]
-                    for i in rest:
-                        self.outcomes[i] = CANCELLED
-                    _record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
-                    self.progress(self.done + len(rest))
-                    return
-                chunk = letters[start : start + size]
-                messages = _claim(self.conn, self.replay_id, chunk)
-                ids = [x.id for x in chunk if x.id in messages]
-                flight = _Flight(chunk, ids, began, clients.Sending(producer, timeout=30))
-                self.flights.append(flight)
-                flight.sending.produce(messages[i] for i in ids)
-                while len(self.flights) > 1:
-                    self._settle(self.flights[0])
-            self._settle_all()
-        finally:
-            if self.flights:  # interrupted: no progress is told, a database error is the cause
-                with contextlib.suppress(psycopg.Error):
-                    self._settle_all(quiet=True)
-
-    def _settle_all(self, quiet: bool = False) -> None:
-        while self.flights:
-            self._settle(self.flights[0], quiet)
-
-    def _settle(self, flight: _Flight, quiet: bool = False) -> None:
-        """Wait for Kafka's answers to a chunk and record them. Letters claimed and not sent
-        (refused by Kafka, or never handed over) go back to what they were; one never handed
-        over keeps its audit row as intended."""
-        answers = flight.sending.wait()
-        sent = flight.ids[: len(answers)]
-        for i, answer in zip(sent, answers, strict=True):
-            error = answer.error
-            self.outcomes[i] = "replayed" if error is None else f"failed: {error.str()}"
-        claimed = set(flight.ids)
-        for x in flight.chunk:
-            if x.id not in claimed:
-                self.outcomes[x.id] = TAKEN
-        unsent = set(flight.ids[len(answers) :])
-        before = {x.id: x.status for x in flight.chunk if x.id in claimed}
-        ids = [x.id for x in flight.chunk if x.id not in unsent]
-        _record_outcomes(self.conn, self.rows, self.outcomes, ids, before, unsent)
-        self.flights.remove(flight)
-        self.done += len(ids)
-        if not quiet:
-            self.progress(self.done)
-
-
-@dataclass
-class _Flight:
-    """A chunk claimed and handed to Kafka: its letters, the ids claimed, when its turn began
-    (turns are spaced for the rate), and Kafka's answers as they come."""
-
-    chunk: list[Letter]
-    ids: list[int]
-    began: float
-    sending: clients.Sending
-
-
-def _claim(conn: psycopg.Connection, replay_id: str, letters: list[Letter]) -> dict[int, Outgoing]:
-    """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
-    were chosen (same status, same updated_at): a second replay of the same letters, or an
-    operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
-    locks them. Returns the message to send for each letter claimed, read in the same
-    statement."""
-    rows = conn.execute(
-        "UPDATE finsync.dead_letters d SET status = 'replayed', updated_at = now() "
-        "FROM (SELECT (r->>0)::bigint AS id, r->>1 AS status, (r->>2)::timestamptz AS seen "
-        "FROM jsonb_array_elements(%s::jsonb) AS r) AS x "
-        "WHERE d.id = x.id AND d.status = x.status AND d.updated_at = x.seen "
-        "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s::bigint[]) "
-        "ORDER BY id FOR UPDATE) "
-        "RETURNING d.id, d.service, d.key, d.value, d.header_keys, d.header_values, "
-        "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp",
-        (
-            _rows([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
-            "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see _rows
-        ),
-        prepare=False,
-    ).fetchall()
-    messages = {}
-    for id_, service, key, value, keys, values, topic, partition, offset, stamp in rows:
-        origin = Origin(topic, partition, offset, _ms(stamp), 0, None)
-        headers = list(zip(keys, values, strict=True))
-        messages[id_] = replay_message(service, key, value, headers, origin, replay_id, id_)
-    return messages
-
-
-def _ms(at: datetime | None) -> int:
-    return int(at.timestamp() * 1000) if at is not None else 0
-
-
-def _record_outcomes(
-    conn: psycopg.Connection,
-    rows: dict[int, int],
-    outcomes: dict[int, str],
-    ids: list[int],
-    before: dict[int, str],
-    unsent: Collection[int] = (),
-) -> None:
-    """The outcome of each of `ids`; a claimed letter Kafka did not take, or that was never
-    handed to it (`unsent`), goes back to the status it had (`before`), unless something else
-    changed it since."""
-    with conn.transaction():
-        conn.execute(
-            "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
-            "FROM jsonb_array_elements(%s::jsonb) AS x(r) WHERE a.id = (x.r->>0)::bigint",
-            (_rows([[rows[i], outcomes[i]] for i in ids]),),
-            prepare=False,
-        )
-        back = sorted(i for i in before if i in unsent or outcomes[i] != "replayed")
-        if back:
-            conn.execute(
-                "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
-                "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
-                "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
-                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
-                (back, [before[i] for i in back], back),
-                prepare=False,
-            )

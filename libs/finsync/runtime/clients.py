@@ -35,7 +35,7 @@ def _config(settings: Settings) -> dict[str, Any]:
     return {**settings.kafka_config(), "error_cb": on_error}
 
 
-def producer(settings: Settings, client_id: str) -> Producer:
+def producer(settings: Settings, client_id: str, **extra: object) -> Producer:
     return Producer(
         {
             **_config(settings),
@@ -43,6 +43,7 @@ def producer(settings: Settings, client_id: str) -> Producer:
             "enable.idempotence": True,  # acks=all, ordered retries without duplicates
             "linger.ms": 2,
             "compression.type": "lz4",
+            **extra,
         }
     )
 
@@ -179,23 +180,26 @@ def deliveries(
     return sending.outcomes
 
 
+# Kafka's answer to a message handed over and not answered (yet): it may have been written.
+UNANSWERED = Delivery(KafkaError(KafkaError._MSG_TIMED_OUT, "no answer from Kafka"))
+
+
 class Sending:
     """Messages handed to a producer one by one, with Kafka's answer to each as it comes, so a
     caller can do other work (a database round trip) meanwhile and wait() for these answers
-    alone. Interrupted while handing over, `outcomes` holds exactly the messages handed."""
+    alone. `outcomes` holds one entry per message that may have been handed over: one
+    interrupted as produce() returned counts (it may be on its way), one interrupted while
+    waiting for room in the queue does not; an answer lost to an interruption is UNANSWERED."""
 
     def __init__(self, producer: Producer, timeout: float = 60) -> None:
         self.producer, self.timeout = producer, timeout
-        self.no_answer = Delivery(
-            KafkaError(KafkaError._MSG_TIMED_OUT, f"no answer within {timeout:.0f} s")
-        )
         self.outcomes: list[Delivery] = []
         self.waiting = 0  # handed over, not answered yet
 
     def produce(self, messages: Iterable[Outgoing]) -> None:
         for m in messages:
             i = len(self.outcomes)
-            self.outcomes.append(self.no_answer)
+            self.outcomes.append(UNANSWERED)
             self.waiting += 1
             while True:
                 try:
@@ -204,20 +208,27 @@ class Sending:
                         on_delivery=self._answered(i),
                     )  # fmt: skip
                     break
-                except BufferError:  # the local queue is full: let deliveries drain
-                    self.producer.poll(0.1)
+                except BufferError:  # the local queue is full: let deliveries drain, below
+                    pass
                 except KafkaException as exc:  # refused before sending, e.g. too large
                     self.outcomes[i] = Delivery(exc.args[0])
                     self.waiting -= 1
                     break
-                except BaseException:  # interrupted: this one was not handed over
-                    self.outcomes.pop()
-                    self.waiting -= 1
+                except Exception:  # raised by produce() itself: not handed over
+                    self._forget()
                     raise
+                try:
+                    self.producer.poll(0.1)
+                except BaseException:  # interrupted while waiting for room: not handed over
+                    self._forget()
+                    raise
+
+    def _forget(self) -> None:
+        self.outcomes.pop()
+        self.waiting -= 1
 
     def _answered(self, i: int) -> Callable[[KafkaError | None, Message], None]:
         def record(err: KafkaError | None, msg: Message) -> None:
-            self.waiting -= 1
             if err is not None:
                 self.outcomes[i] = Delivery(err)
             else:
@@ -225,14 +236,20 @@ class Sending:
                 self.outcomes[i] = Delivery(
                     None, -1 if partition is None else partition, -1 if offset is None else offset
                 )
+            self.waiting -= 1
 
         return record
 
     def wait(self) -> list[Delivery]:
         """The answer to every message handed over, in order, waiting at most the timeout for
-        them (not for other messages of the producer); one unanswered by then has timed out."""
+        them (not for other messages of the producer); one unanswered by then, or whose answer
+        an interruption lost, is UNANSWERED. The wait ends early once the producer holds
+        nothing more: no answer is left to come."""
         deadline = time.monotonic() + self.timeout
-        while self.waiting > 0 and (left := deadline - time.monotonic()) > 0:
+        while self.waiting > 0 and len(self.producer) > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             self.producer.poll(min(left, 0.1))
         return self.outcomes
 

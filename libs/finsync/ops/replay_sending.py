@@ -1,0 +1,239 @@
+"""How a replay sends its letters: each chunk claimed (open -> replayed) and registered in one
+transaction, handed to Kafka at once, and Kafka's answers recorded while the next chunk is
+claimed. A letter goes back to what it was only when it surely did not reach Kafka: never
+handed over, or refused. One whose answer never came may have been written, and stays
+replayed rather than risk being sent twice."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError
+
+from finsync.ops.dead_letters import Letter
+from finsync.runtime import bulk, clients
+from finsync.runtime.dlq import replay_message
+from finsync.runtime.failures import Origin
+from finsync.runtime.messages import Outgoing
+from finsync.settings import Settings
+
+WAIT = 30.0  # seconds a replay waits for Kafka's answer to a chunk
+TAKEN = "refused: replayed by another replay, or changed, since this one chose it; look again"
+CANCELLED = "cancelled: not sent"
+FAILED = "failed: "  # and Kafka's refusal
+UNKNOWN = (
+    "unknown: {} (it may have been sent, so the letter stays replayed; "
+    "force it again only if its service never takes it)"
+)
+# Kafka's answers that say the message was not written: the letter can go back to be sent.
+NOT_WRITTEN = clients.REJECTED | {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+def json_rows(rows: list[list[Any]]) -> str:
+    """Many rows as one JSON parameter (see runtime/bulk.py). Statements that take one run
+    unprepared (`prepare=False`): a prepared statement soon gets a generic plan, which cannot
+    know the number of rows and joins them quadratically."""
+    return bulk.rows_document(rows)
+
+
+class Sender:
+    """Claims a replay's letters chunk by chunk, hands them to Kafka and records the answers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: psycopg.Connection,
+        replay_id: str,
+        rows: dict[int, int],
+        outcomes: dict[int, str],
+        progress: Callable[[int], None],
+    ) -> None:
+        self.settings, self.conn, self.replay_id = settings, conn, replay_id
+        self.rows, self.outcomes = rows, outcomes
+        self.done, self.progress = 0, progress
+        self.flights: list[_Flight] = []  # chunks claimed whose answers are not recorded yet
+
+    def send(
+        self,
+        letters: list[Letter],
+        rate_per_second: float,
+        size: int,
+        cancelled: Callable[[], bool],
+        done: int,
+    ) -> None:
+        """Chunk by chunk (`size` letters): claim (which reads what to send) and hand the chunk
+        to Kafka at once; then record Kafka's answers to the chunk before, so the next claim
+        runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled replay
+        records the rest as not sent. Interrupted (Ctrl-C, an error), it still records the
+        answers to what it handed over, and puts back what it claimed and did not."""
+        if not letters:
+            return
+        # Kafka gives up on a message before the replay stops waiting for its answer.
+        producer = clients.producer(
+            self.settings, "finsync-dlq-replay", **{"message.timeout.ms": int(WAIT * 1000) - 5000}
+        )
+        self.done = done
+        try:
+            for start in range(0, len(letters), size):
+                if self.flights and rate_per_second > 0:
+                    last = self.flights[-1]
+                    pause = len(last.chunk) / rate_per_second - (time.monotonic() - last.handed)
+                    if pause > 0:
+                        time.sleep(pause)
+                if cancelled():
+                    self._settle_all()
+                    rest = [x.id for x in letters[start:]]
+                    for i in rest:
+                        self.outcomes[i] = CANCELLED
+                    record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
+                    self.progress(self.done + len(rest))
+                    return
+                flight = self._take(letters[start : start + size], producer)
+                flight.sending.produce(flight.messages(self.replay_id))
+                while len(self.flights) > 1:
+                    self._settle(self.flights[0])
+            self._settle_all()
+        finally:
+            for flight in list(self.flights):  # interrupted: no progress is told
+                with contextlib.suppress(psycopg.Error):  # a database error is the cause
+                    self._settle(flight, quiet=True)
+
+    def _take(self, chunk: list[Letter], producer: Any) -> _Flight:
+        """Claim the chunk's letters and register them, in one transaction: interrupted before
+        it commits, nothing is claimed; after, the flight is known and its letters are put back
+        if they never reach Kafka."""
+        with self.conn.transaction():
+            claimed = claim(self.conn, chunk)
+            flight = _Flight(
+                chunk=chunk,
+                claimed=[(x.id, claimed[x.id]) for x in chunk if x.id in claimed],
+                before={x.id: x.status for x in chunk if x.id in claimed},
+                handed=time.monotonic(),
+                sending=clients.Sending(producer, timeout=WAIT),
+            )
+            self.flights.append(flight)
+        return flight
+
+    def _settle_all(self) -> None:
+        while self.flights:
+            self._settle(self.flights[0])
+
+    def _settle(self, flight: _Flight, quiet: bool = False) -> None:
+        """Wait for Kafka's answers to a chunk and record them. A letter Kafka refused, or never
+        handed over, goes back to what it was (one never handed over keeps its audit row as
+        intended); one whose answer did not come stays replayed, for it may have been sent."""
+        answers = flight.sending.wait()
+        for (i, _), answer in zip(flight.claimed, answers, strict=False):
+            self.outcomes[i] = outcome(answer)
+        for x in flight.chunk:
+            if x.id not in flight.before:
+                self.outcomes[x.id] = TAKEN
+        unsent = {i for i, _ in flight.claimed[len(answers) :]}
+        ids = [x.id for x in flight.chunk if x.id not in unsent]
+        record_outcomes(self.conn, self.rows, self.outcomes, ids, flight.before, unsent)
+        self.flights.remove(flight)
+        self.done += len(ids)
+        if not quiet:
+            self.progress(self.done)
+
+
+def outcome(answer: clients.Delivery) -> str:
+    """A letter's outcome from Kafka's answer: only a refusal that says the message was not
+    written lets the letter go back; anything else (no answer, a timeout) leaves it replayed
+    rather than risk sending it twice."""
+    if answer.error is None:
+        return "replayed"
+    if answer.error.code() in NOT_WRITTEN:
+        return FAILED + answer.error.str()
+    return UNKNOWN.format(answer.error.str())
+
+
+@dataclass
+class _Flight:
+    """A chunk claimed: its letters, the letters claimed (id, raw message, in the chunk's
+    order) and their statuses before, when it was handed to Kafka (hand-overs are spaced for
+    the rate), and Kafka's answers as they come."""
+
+    chunk: list[Letter]
+    claimed: list[tuple[int, tuple[Any, ...]]]
+    before: dict[int, str]
+    handed: float
+    sending: clients.Sending
+
+    def messages(self, replay_id: str) -> Iterator[Outgoing]:
+        """The message of each letter claimed, built as it is handed over."""
+        for id_, row in self.claimed:
+            service, key, value, keys, values, topic, partition, offset, stamp = row
+            origin = Origin(topic, partition, offset, _ms(stamp), 0, None)
+            headers = list(zip(keys, values, strict=True))
+            yield replay_message(service, key, value, headers, origin, replay_id, id_)
+
+
+def claim(conn: psycopg.Connection, letters: list[Letter]) -> dict[int, tuple[Any, ...]]:
+    """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
+    were chosen (same status, same updated_at): a second replay of the same letters, or an
+    operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
+    locks them. Returns what is needed to build the message of each letter claimed, read in
+    the same statement."""
+    rows = conn.execute(
+        "UPDATE finsync.dead_letters d SET status = 'replayed', updated_at = now() "
+        "FROM (SELECT (r->>0)::bigint AS id, r->>1 AS status, (r->>2)::timestamptz AS seen "
+        "FROM jsonb_array_elements(%s::jsonb) AS r) AS x "
+        "WHERE d.id = x.id AND d.status = x.status AND d.updated_at = x.seen "
+        "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s::bigint[]) "
+        "ORDER BY id FOR UPDATE) "
+        "RETURNING d.id, d.service, d.key, d.value, d.header_keys, d.header_values, "
+        "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp",
+        (
+            json_rows([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
+            "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see json_rows
+        ),
+        prepare=False,
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _ms(at: datetime | None) -> int:
+    return int(at.timestamp() * 1000) if at is not None else 0
+
+
+def record_outcomes(
+    conn: psycopg.Connection,
+    rows: dict[int, int],
+    outcomes: dict[int, str],
+    ids: list[int],
+    before: dict[int, str],
+    unsent: Collection[int] = (),
+) -> None:
+    """The outcome of each of `ids`; a claimed letter Kafka refused, or that was never handed
+    to it (`unsent`), goes back to the status it had (`before`), unless something else changed
+    it since."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
+            "FROM jsonb_array_elements(%s::jsonb) AS x(r) WHERE a.id = (x.r->>0)::bigint",
+            (json_rows([[rows[i], outcomes[i]] for i in ids]),),
+            prepare=False,
+        )
+        back = sorted(i for i in before if i in unsent or outcomes[i].startswith(FAILED))
+        if back:
+            conn.execute(
+                "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
+                "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
+                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
+                (back, [before[i] for i in back], back),
+                prepare=False,
+            )
