@@ -30,6 +30,19 @@ BATCH_WAIT = 0.05  # seconds a poll waits for the first record of a batch
 PROGRESS_EVERY = 30.0  # seconds between progress lines in the log
 
 
+def _not_committed(err: KafkaError) -> None:
+    log.warning(
+        "offsets not committed (%s); the records will be redelivered and skipped as duplicates",
+        err,
+    )
+
+
+def _committed(err: KafkaError | None, _: list[TopicPartition]) -> None:
+    """Kafka's answer to an offset commit, served by the loop's next poll."""
+    if err is not None and err.code() != KafkaError._NO_OFFSET:
+        _not_committed(err)
+
+
 class ConsumerLoop:
     def __init__(self, processor: BatchProcessor, settings: Settings) -> None:
         self.processor = processor
@@ -41,7 +54,7 @@ class ConsumerLoop:
         self._next_progress = time.monotonic() + PROGRESS_EVERY
         self._paused: dict[tuple[str, int], int] = {}  # partition -> due epoch ms
         self._conn: psycopg.Connection | None = None
-        self.consumer = clients.consumer(settings, self.name)
+        self.consumer = clients.consumer(settings, self.name, on_commit=_committed)
         self.heartbeat = heartbeat.Heartbeat(settings, self.name, "consumer")
         self._next_beat = 0.0
         self._positions = heartbeat.Positions()
@@ -120,18 +133,15 @@ class ConsumerLoop:
         for r in ready:
             last[(r.topic, r.partition)] = r.offset
         try:
+            # Not waited for: the database has committed, so an offset commit that fails or is
+            # lost (a crash, a rebalance) only redelivers records the inbox skips. Waiting cost
+            # a broker round trip a batch, which at 1,000 events/s is a batch's 2 ms in 35.
             self.consumer.commit(
                 offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
-                asynchronous=False,
+                asynchronous=True,
             )
         except KafkaException as exc:
-            # Safe to go on: the database has committed, so whoever gets these partitions next
-            # is redelivered the records and the inbox skips them.
-            log.warning(
-                "offsets not committed (%s); the records will be redelivered and "
-                "skipped as duplicates",
-                exc.args[0],
-            )
+            _not_committed(exc.args[0])
         self.stats.update(counts)
         self.totals.update(counts)
         self.meters.committed(ready, counts, time.monotonic() - started)
