@@ -85,9 +85,9 @@ def latency(settings: Settings, serde: Serde, rate: int, seconds: int) -> Latenc
                 sent[key] = time.perf_counter()
                 i += 1
             for m in tail.consume(100, timeout=0.005):
-                key = m.key()
-                if m.error() is None and key in sent:
-                    seen.setdefault(key, time.perf_counter())
+                posted = m.key()
+                if m.error() is None and posted in sent:
+                    seen.setdefault(posted, time.perf_counter())
     producer.flush(10)
     tail.close()
     return Latency(rate, seconds, total, [(seen[k] - sent[k]) * 1000 for k in seen])
