@@ -118,6 +118,8 @@ class FailsAfter:
             raise Interrupted
         if self.n == 0 and self.when == "in its answer":
             kwargs["on_delivery"] = self.interrupt
+        if self.n == 0 and self.when == "no answer":  # Kafka's answer never comes back
+            kwargs["on_delivery"] = lambda *_: None
         self.producer.produce(*args, **kwargs)  # type: ignore[attr-defined]
         if self.n == 0 and self.when == "as it returns":
             raise Signal
@@ -195,6 +197,30 @@ def test_a_replay_interrupted_in_kafkas_answer_leaves_the_letter_replayed_and_un
     assert sent == ["letter 1", "letter 2"]
 
 
+def test_a_replay_stops_claiming_once_kafka_leaves_a_chunk_unanswered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka does not answer for the first letter (one a chunk): it may have been written, so
+    it stays replayed, outcome unknown. The chunk already handed over meanwhile is recorded;
+    the replay claims nothing more, so the rest stays open instead of each chunk waiting out
+    its own silence and ending unknown too."""
+    key = f"SILENT-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, 3)
+    made = clients.producer
+    monkeypatch.setattr(
+        clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 1, "no answer")
+    )
+    result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=1)
+    assert [r.outcome.split(":")[0] for r in result.results] == ["unknown", "replayed", "not sent"]
+    rows, statuses = audited(settings, key)
+    assert [(outcome, done) for *_, outcome, done in rows] == [
+        (result.results[0].outcome, True),
+        ("replayed", True),
+        (sending.HALTED, True),
+    ]
+    assert statuses == ["replayed", "replayed", "open"]
+
+
 def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings) -> None:
     key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
     [letter] = indexed(settings, key, 1)
@@ -234,7 +260,7 @@ def test_claiming_letters_for_a_replay_touches_no_index(settings: Settings) -> N
     ids = indexed(settings, f"HOT-{uuid.uuid4()}".encode(), 20)
     with db.connect(settings) as conn, conn.transaction():
         letters, _ = rp.select(conn, ids=ids)
-        claimed = sending.claim(conn, letters)
+        claimed, _ = sending.claim(conn, letters)
         updates = conn.execute(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
             "WHERE relid = 'finsync.dead_letters'::regclass"

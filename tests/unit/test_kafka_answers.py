@@ -87,6 +87,7 @@ def test_answers_come_in_order_and_the_wait_ends_with_the_last() -> None:
     assert answers[:2] == [Delivery(None, 0, 1), Delivery(None, 0, 2)]
     assert answers[2].error is not None
     assert answers[2].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+    assert answers[2].refused  # by the producer at once: surely not written
     assert sending.waiting == 0
 
 
@@ -137,7 +138,9 @@ def test_no_answer_within_the_timeout_is_unanswered() -> None:
     [
         (Delivery(None, 0, 7), "replayed"),
         (Delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")), "failed: too large"),
-        (Delivery(KafkaError(KafkaError._UNKNOWN_TOPIC, "no topic")), "failed: no topic"),
+        (Delivery(KafkaError(KafkaError._FATAL, "fatal"), refused=True), "failed: fatal"),
+        # Could follow an earlier attempt that timed out after the broker wrote it.
+        (Delivery(KafkaError(KafkaError._UNKNOWN_TOPIC, "no topic")), UNKNOWN.format("no topic")),
         (UNANSWERED, UNKNOWN.format("no answer from Kafka")),
         (Delivery(KafkaError(KafkaError._MSG_TIMED_OUT, "timed out")), UNKNOWN.format("timed out")),
         (Delivery(KafkaError(KafkaError._TRANSPORT, "broker gone")), UNKNOWN.format("broker gone")),

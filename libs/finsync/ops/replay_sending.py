@@ -24,21 +24,15 @@ from finsync.runtime.messages import Outgoing
 from finsync.settings import Settings
 
 WAIT = 30.0  # seconds a replay waits for Kafka's answer to a chunk
+GIVE_UP_MS = 25_000  # librdkafka's message.timeout.ms: it gives up before the replay stops waiting
 TAKEN = "refused: replayed by another replay, or changed, since this one chose it; look again"
 CANCELLED = "cancelled: not sent"
+HALTED = "not sent: Kafka did not answer for an earlier chunk, so the replay stopped"
 FAILED = "failed: "  # and Kafka's refusal
 UNKNOWN = (
     "unknown: {} (it may have been sent, so the letter stays replayed; "
     "force it again only if its service never takes it)"
 )
-# Kafka's answers that say the message was not written: the letter can go back to be sent.
-NOT_WRITTEN = clients.REJECTED | {
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_TOPIC,
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-}
 
 
 def json_rows(rows: list[list[Any]]) -> str:
@@ -64,6 +58,7 @@ class Sender:
         self.rows, self.outcomes = rows, outcomes
         self.done, self.progress = 0, progress
         self.flights: list[_Flight] = []  # chunks claimed whose answers are not recorded yet
+        self.halted = False  # a chunk's answer did not come: claim no more
 
     def send(
         self,
@@ -75,14 +70,13 @@ class Sender:
     ) -> None:
         """Chunk by chunk (`size` letters): claim (which reads what to send) and hand the chunk
         to Kafka at once; then record Kafka's answers to the chunk before, so the next claim
-        runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled replay
-        records the rest as not sent. Interrupted (Ctrl-C, an error), it still records the
+        runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled replay,
+        or one where Kafka left a chunk unanswered, records the rest as not sent. Interrupted (Ctrl-C, an error), it still records the
         answers to what it handed over, and puts back what it claimed and did not."""
         if not letters:
             return
-        # Kafka gives up on a message before the replay stops waiting for its answer.
         producer = clients.producer(
-            self.settings, "finsync-dlq-replay", **{"message.timeout.ms": int(WAIT * 1000) - 5000}
+            self.settings, "finsync-dlq-replay", **{"message.timeout.ms": GIVE_UP_MS}
         )
         self.done = done
         try:
@@ -92,12 +86,12 @@ class Sender:
                     pause = len(last.chunk) / rate_per_second - (time.monotonic() - last.handed)
                     if pause > 0:
                         time.sleep(pause)
-                if cancelled():
+                if cancelled() or self.halted:
                     self._settle_all()
                     rest = [x.id for x in letters[start:]]
                     for i in rest:
-                        self.outcomes[i] = CANCELLED
-                    record_outcomes(self.conn, self.rows, self.outcomes, rest, {})
+                        self.outcomes[i] = HALTED if self.halted else CANCELLED
+                    record_outcomes(self.conn, self.rows, self.outcomes, rest, {}, None)
                     self.progress(self.done + len(rest))
                     return
                 flight = self._take(letters[start : start + size], producer)
@@ -107,7 +101,8 @@ class Sender:
             self._settle_all()
         finally:
             for flight in list(self.flights):  # interrupted: no progress is told
-                with contextlib.suppress(psycopg.Error):  # a database error is the cause
+                # The error that interrupted the replay is the one raised, not this one.
+                with contextlib.suppress(Exception):
                     self._settle(flight, quiet=True)
 
     def _take(self, chunk: list[Letter], producer: Any) -> _Flight:
@@ -115,15 +110,17 @@ class Sender:
         it commits, nothing is claimed; after, the flight is known and its letters are put back
         if they never reach Kafka."""
         with self.conn.transaction():
-            claimed = claim(self.conn, chunk)
+            claimed, claimed_at = claim(self.conn, chunk)
             flight = _Flight(
                 chunk=chunk,
                 claimed=[(x.id, claimed[x.id]) for x in chunk if x.id in claimed],
                 before={x.id: x.status for x in chunk if x.id in claimed},
-                handed=time.monotonic(),
+                claimed_at=claimed_at,
+                handed=0.0,
                 sending=clients.Sending(producer, timeout=WAIT),
             )
             self.flights.append(flight)
+        flight.handed = time.monotonic()
         return flight
 
     def _settle_all(self) -> None:
@@ -134,15 +131,26 @@ class Sender:
         """Wait for Kafka's answers to a chunk and record them. A letter Kafka refused, or never
         handed over, goes back to what it was (one never handed over keeps its audit row as
         intended); one whose answer did not come stays replayed, for it may have been sent."""
-        answers = flight.sending.wait()
+        if quiet:  # after an interruption: record what came, whatever stops the wait
+            with contextlib.suppress(Exception):
+                flight.sending.wait()
+        else:
+            flight.sending.wait()
+        answers = flight.sending.outcomes
         for (i, _), answer in zip(flight.claimed, answers, strict=False):
             self.outcomes[i] = outcome(answer)
+            if self.outcomes[i].startswith("unknown") or (
+                answer.error is not None and answer.error.code() == KafkaError._FATAL
+            ):
+                self.halted = True
         for x in flight.chunk:
             if x.id not in flight.before:
                 self.outcomes[x.id] = TAKEN
         unsent = {i for i, _ in flight.claimed[len(answers) :]}
         ids = [x.id for x in flight.chunk if x.id not in unsent]
-        record_outcomes(self.conn, self.rows, self.outcomes, ids, flight.before, unsent)
+        record_outcomes(
+            self.conn, self.rows, self.outcomes, ids, flight.before, flight.claimed_at, unsent
+        )
         self.flights.remove(flight)
         self.done += len(ids)
         if not quiet:
@@ -151,11 +159,12 @@ class Sender:
 
 def outcome(answer: clients.Delivery) -> str:
     """A letter's outcome from Kafka's answer: only a refusal that says the message was not
-    written lets the letter go back; anything else (no answer, a timeout) leaves it replayed
-    rather than risk sending it twice."""
+    written (refused by the producer at once, or a message the broker can never take) lets the
+    letter go back; anything else (no answer, a timeout, an error that may follow a write that
+    timed out) leaves it replayed rather than risk sending it twice."""
     if answer.error is None:
         return "replayed"
-    if answer.error.code() in NOT_WRITTEN:
+    if answer.refused or answer.error.code() in clients.REJECTED:
         return FAILED + answer.error.str()
     return UNKNOWN.format(answer.error.str())
 
@@ -169,6 +178,7 @@ class _Flight:
     chunk: list[Letter]
     claimed: list[tuple[int, tuple[Any, ...]]]
     before: dict[int, str]
+    claimed_at: datetime | None  # the letters' updated_at, set by the claim
     handed: float
     sending: clients.Sending
 
@@ -181,12 +191,14 @@ class _Flight:
             yield replay_message(service, key, value, headers, origin, replay_id, id_)
 
 
-def claim(conn: psycopg.Connection, letters: list[Letter]) -> dict[int, tuple[Any, ...]]:
+def claim(
+    conn: psycopg.Connection, letters: list[Letter]
+) -> tuple[dict[int, tuple[Any, ...]], datetime | None]:
     """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
     were chosen (same status, same updated_at): a second replay of the same letters, or an
     operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
     locks them. Returns what is needed to build the message of each letter claimed, read in
-    the same statement."""
+    the same statement, and the updated_at the claim gave them."""
     rows = conn.execute(
         "UPDATE finsync.dead_letters d SET status = 'replayed', updated_at = now() "
         "FROM (SELECT (r->>0)::bigint AS id, r->>1 AS status, (r->>2)::timestamptz AS seen "
@@ -195,14 +207,14 @@ def claim(conn: psycopg.Connection, letters: list[Letter]) -> dict[int, tuple[An
         "AND d.id IN (SELECT id FROM finsync.dead_letters WHERE id = ANY(%s::bigint[]) "
         "ORDER BY id FOR UPDATE) "
         "RETURNING d.id, d.service, d.key, d.value, d.header_keys, d.header_values, "
-        "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp",
+        "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp, d.updated_at",
         (
             json_rows([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
             "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see json_rows
         ),
         prepare=False,
     ).fetchall()
-    return {r[0]: r[1:] for r in rows}
+    return {r[0]: r[1:-1] for r in rows}, rows[0][-1] if rows else None
 
 
 def _ms(at: datetime | None) -> int:
@@ -215,11 +227,12 @@ def record_outcomes(
     outcomes: dict[int, str],
     ids: list[int],
     before: dict[int, str],
+    claimed_at: datetime | None,
     unsent: Collection[int] = (),
 ) -> None:
     """The outcome of each of `ids`; a claimed letter Kafka refused, or that was never handed
     to it (`unsent`), goes back to the status it had (`before`), unless something else changed
-    it since."""
+    it since its claim (`claimed_at`)."""
     with conn.transaction():
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
@@ -233,7 +246,8 @@ def record_outcomes(
                 "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
                 "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
                 "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
-                "WHERE id = ANY(%s) AND status = 'replayed' ORDER BY id FOR UPDATE)",
-                (back, [before[i] for i in back], back),
+                "WHERE id = ANY(%s) AND status = 'replayed' AND updated_at = %s "
+                "ORDER BY id FOR UPDATE)",
+                (back, [before[i] for i in back], back, claimed_at),
                 prepare=False,
             )

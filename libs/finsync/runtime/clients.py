@@ -154,11 +154,13 @@ REJECTED = frozenset(
 
 
 class Delivery(NamedTuple):
-    """Kafka's answer to one message: None and where it put it, or the error."""
+    """Kafka's answer to one message: None and where it put it, or the error; `refused` when
+    the producer refused it at once, so it surely was not written."""
 
     error: KafkaError | None
     partition: int = -1
     offset: int = -1
+    refused: bool = False
 
 
 def deliver(
@@ -194,38 +196,32 @@ class Sending:
     def __init__(self, producer: Producer, timeout: float = 60) -> None:
         self.producer, self.timeout = producer, timeout
         self.outcomes: list[Delivery] = []
-        self.waiting = 0  # handed over, not answered yet
 
     def produce(self, messages: Iterable[Outgoing]) -> None:
         for m in messages:
             i = len(self.outcomes)
-            self.outcomes.append(UNANSWERED)
-            self.waiting += 1
+            headers: list[tuple[str, str | bytes | None]] = [(k, v) for k, v in m.headers]
+            answered = self._answered(i)
+            self.outcomes.append(UNANSWERED)  # from here on it may be on its way
             while True:
                 try:
                     self.producer.produce(
-                        m.topic, m.value, m.key, headers=[(k, v) for k, v in m.headers],
-                        on_delivery=self._answered(i),
-                    )  # fmt: skip
+                        m.topic, m.value, m.key, headers=headers, on_delivery=answered
+                    )
                     break
                 except BufferError:  # the local queue is full: let deliveries drain, below
                     pass
                 except KafkaException as exc:  # refused before sending, e.g. too large
-                    self.outcomes[i] = Delivery(exc.args[0])
-                    self.waiting -= 1
+                    self.outcomes[i] = Delivery(exc.args[0], refused=True)
                     break
                 except Exception:  # raised by produce() itself: not handed over
-                    self._forget()
+                    self.outcomes.pop()
                     raise
                 try:
                     self.producer.poll(0.1)
                 except BaseException:  # interrupted while waiting for room: not handed over
-                    self._forget()
+                    self.outcomes.pop()
                     raise
-
-    def _forget(self) -> None:
-        self.outcomes.pop()
-        self.waiting -= 1
 
     def _answered(self, i: int) -> Callable[[KafkaError | None, Message], None]:
         def record(err: KafkaError | None, msg: Message) -> None:
@@ -236,9 +232,13 @@ class Sending:
                 self.outcomes[i] = Delivery(
                     None, -1 if partition is None else partition, -1 if offset is None else offset
                 )
-            self.waiting -= 1
 
         return record
+
+    @property
+    def waiting(self) -> int:
+        """Messages handed over and not answered (yet)."""
+        return sum(1 for o in self.outcomes if o is UNANSWERED)
 
     def wait(self) -> list[Delivery]:
         """The answer to every message handed over, in order, waiting at most the timeout for
