@@ -32,7 +32,7 @@ from finsync.contract.topics import retry_topic
 from finsync.ops import audit
 from finsync.ops import replay_sending as sending
 from finsync.ops.dead_letters import LETTER_COLUMNS, Letter, Query, where
-from finsync.runtime import db
+from finsync.runtime import bulk, db
 from finsync.settings import Settings
 
 MAX_CHUNK = 500  # letters sent, then audited, together
@@ -211,11 +211,11 @@ def _intent(
             (
                 replay_id,
                 actor,
-                sending.json_rows(
+                bulk.rows_document(
                     [[x.id, outcomes[x.id], retry_topic(x.service)] for x in letters]
                 ),
             ),
-            prepare=False,
+            prepare=False,  # many rows in one parameter: see ops/replay_sending.py
         ).fetchall()
         audit.record(conn, actor, "replay", target(replay_id), summary)
         each: dict[str, Any] = {

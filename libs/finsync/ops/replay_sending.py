@@ -2,7 +2,11 @@
 transaction, handed to Kafka at once, and Kafka's answers recorded while the next chunk is
 claimed. A letter goes back to what it was only when it surely did not reach Kafka: never
 handed over, or refused. One whose answer never came may have been written, and stays
-replayed rather than risk being sent twice."""
+replayed rather than risk being sent twice.
+
+Statements that take many rows as one JSON parameter (runtime/bulk.py) run unprepared
+(`prepare=False`): a prepared statement soon gets a generic plan, which cannot know the
+number of rows and joins them quadratically."""
 
 from __future__ import annotations
 
@@ -35,13 +39,6 @@ UNKNOWN = (
 )
 
 
-def json_rows(rows: list[list[Any]]) -> str:
-    """Many rows as one JSON parameter (see runtime/bulk.py). Statements that take one run
-    unprepared (`prepare=False`): a prepared statement soon gets a generic plan, which cannot
-    know the number of rows and joins them quadratically."""
-    return bulk.rows_document(rows)
-
-
 class Sender:
     """Claims a replay's letters chunk by chunk, hands them to Kafka and records the answers."""
 
@@ -70,9 +67,10 @@ class Sender:
     ) -> None:
         """Chunk by chunk (`size` letters): claim (which reads what to send) and hand the chunk
         to Kafka at once; then record Kafka's answers to the chunk before, so the next claim
-        runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled replay,
-        or one where Kafka left a chunk unanswered, records the rest as not sent. Interrupted (Ctrl-C, an error), it still records the
-        answers to what it handed over, and puts back what it claimed and did not."""
+        runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled
+        replay, or one where Kafka left a chunk unanswered, records the rest as not sent.
+        Interrupted (Ctrl-C, an error), it still records the answers to what it handed over,
+        and puts back what it claimed and did not."""
         if not letters:
             return
         producer = clients.producer(
@@ -209,8 +207,8 @@ def claim(
         "RETURNING d.id, d.service, d.key, d.value, d.header_keys, d.header_values, "
         "d.source_topic, d.source_partition, d.source_offset, d.source_timestamp, d.updated_at",
         (
-            json_rows([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
-            "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see json_rows
+            bulk.rows_document([[x.id, x.status, x.updated_at.isoformat()] for x in letters]),
+            "{" + ",".join(str(x.id) for x in letters) + "}",  # one text parameter, see the module
         ),
         prepare=False,
     ).fetchall()
@@ -237,7 +235,7 @@ def record_outcomes(
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
             "FROM jsonb_array_elements(%s::jsonb) AS x(r) WHERE a.id = (x.r->>0)::bigint",
-            (json_rows([[rows[i], outcomes[i]] for i in ids]),),
+            (bulk.rows_document([[rows[i], outcomes[i]] for i in ids]),),
             prepare=False,
         )
         back = sorted(i for i in before if i in unsent or outcomes[i].startswith(FAILED))
