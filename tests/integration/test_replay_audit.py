@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from finsync.contract.topics import retry_topic
 from finsync.errors import InvalidEvent
@@ -116,6 +117,8 @@ class FailsAfter:
         self.n -= 1
         if self.n == 0 and self.when == "before":
             raise Interrupted
+        if self.n == 0 and self.when == "refused":  # as librdkafka refuses a message at once
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
         if self.n == 0 and self.when == "in its answer":
             kwargs["on_delivery"] = self.interrupt
         if self.n == 0 and self.when == "no answer":  # Kafka's answer never comes back
@@ -221,6 +224,21 @@ def test_a_replay_stops_claiming_once_kafka_leaves_a_chunk_unanswered(
     assert statuses == ["replayed", "replayed", "open"]
 
 
+def test_a_letter_kafka_refuses_goes_back_to_open_and_the_rest_are_sent(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"REFUSED-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, 3)
+    made = clients.producer
+    monkeypatch.setattr(
+        clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 2, "refused")
+    )
+    result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
+    assert [r.outcome for r in result.results] == ["replayed", "failed: too large", "replayed"]
+    _, statuses = audited(settings, key)
+    assert statuses == ["replayed", "open", "replayed"]  # a later replay can send it
+
+
 def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings) -> None:
     key = f"REPLAY-{uuid.uuid4().hex[:10]}".encode()
     [letter] = indexed(settings, key, 1)
@@ -272,3 +290,23 @@ def test_claiming_letters_for_a_replay_touches_no_index(settings: Settings) -> N
     assert sorted(claimed) == sorted(ids)
     assert status == (["replayed"],)
     assert updates == (20, 20)
+
+
+def test_a_letter_claimed_again_since_is_not_put_back(settings: Settings) -> None:
+    """Putting back what a replay claimed and never sent touches only letters still as its
+    claim left them: one another replay has claimed since (its copy on the way) stays."""
+    ids = indexed(settings, f"AGAIN-{uuid.uuid4()}".encode(), 2)
+    with db.connect(settings, autocommit=True) as conn:
+        letters, _ = rp.select(conn, ids=ids)
+        with conn.transaction():
+            _, claimed_at = sending.claim(conn, letters)
+        with conn.transaction():  # a forced replay claims the second one again
+            conn.execute(
+                "UPDATE finsync.dead_letters SET updated_at = now() WHERE id = %s", (ids[1],)
+            )
+        before = {i: "open" for i in ids}
+        sending.record_outcomes(conn, {}, {}, [], before, claimed_at, unsent=ids)
+        statuses = conn.execute(
+            "SELECT status FROM finsync.dead_letters WHERE id = ANY(%s) ORDER BY id", (ids,)
+        ).fetchall()
+    assert statuses == [("open",), ("replayed",)]
