@@ -138,16 +138,25 @@ class FailsAfter:
         return getattr(self.producer, name)
 
 
+def faulty(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, copies: int, n: int, when: str
+) -> tuple[bytes, list[int]]:
+    """`copies` letters of a new key (the key, their ids), and replays from now on made with a
+    producer that fails at message `n` as FailsAfter says."""
+    key = f"FAULT-{uuid.uuid4().hex[:10]}".encode()
+    ids = indexed(settings, key, copies)
+    made = clients.producer
+    monkeypatch.setattr(clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), n, when))
+    return key, ids
+
+
 def interrupted(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, copies: int, n: int, when: str
 ) -> tuple[list[tuple], list[str], list[str]]:
     """`copies` letters of a new key replayed at full speed and interrupted at message `n` as
     FailsAfter says: their audit rows and statuses (see audited()), and the letters that reached
     the retry topic, in order."""
-    key = f"STOP-{uuid.uuid4().hex[:10]}".encode()
-    ids = indexed(settings, key, copies)
-    made = clients.producer
-    monkeypatch.setattr(clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), n, when))
+    key, ids = faulty(settings, monkeypatch, copies, n, when)
     retried = TopicTail(settings, retry_topic(SERVICE))
     try:
         with pytest.raises(Interrupted if when == "before" else Signal):
@@ -207,12 +216,7 @@ def test_a_replay_stops_claiming_once_kafka_leaves_a_chunk_unanswered(
     it stays replayed, outcome unknown. The chunk already handed over meanwhile is recorded;
     the replay claims nothing more, so the rest stays open instead of each chunk waiting out
     its own silence and ending unknown too."""
-    key = f"SILENT-{uuid.uuid4().hex[:10]}".encode()
-    ids = indexed(settings, key, 3)
-    made = clients.producer
-    monkeypatch.setattr(
-        clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 1, "no answer")
-    )
+    key, ids = faulty(settings, monkeypatch, 3, 1, "no answer")
     result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=1)
     assert [r.outcome.split(":")[0] for r in result.results] == ["unknown", "replayed", "not sent"]
     rows, statuses = audited(settings, key)
@@ -227,12 +231,7 @@ def test_a_replay_stops_claiming_once_kafka_leaves_a_chunk_unanswered(
 def test_a_letter_kafka_refuses_goes_back_to_open_and_the_rest_are_sent(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = f"REFUSED-{uuid.uuid4().hex[:10]}".encode()
-    ids = indexed(settings, key, 3)
-    made = clients.producer
-    monkeypatch.setattr(
-        clients, "producer", lambda *a, **k: FailsAfter(made(*a, **k), 2, "refused")
-    )
+    key, ids = faulty(settings, monkeypatch, 3, 2, "refused")
     result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
     assert [r.outcome for r in result.results] == ["replayed", "failed: too large", "replayed"]
     _, statuses = audited(settings, key)

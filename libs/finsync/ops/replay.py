@@ -42,7 +42,7 @@ MAX_CHUNK = 500  # letters sent, then audited, together
 class Result:
     letter: Letter
     outcome: str  # replayed | would-replay | refused: <why> | failed: <Kafka's refusal> |
-    # unknown: <no answer> | cancelled: not sent
+    # unknown: <no answer> | not sent: <why> | cancelled: not sent
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,10 @@ WAIT = 30.0  # seconds a replay waits for Kafka's answer to a chunk
 GIVE_UP_MS = 25_000  # librdkafka's message.timeout.ms: it gives up before the replay stops waiting
 TAKEN = "refused: replayed by another replay, or changed, since this one chose it; look again"
 CANCELLED = "cancelled: not sent"
-HALTED = "not sent: Kafka did not answer for an earlier chunk, so the replay stopped"
+HALTED = (
+    "not sent: an earlier letter's outcome is unknown, or the producer failed for good, "
+    "so the replay stopped"
+)
 FAILED = "failed: "  # and Kafka's refusal
 UNKNOWN = (
     "unknown: {} (it may have been sent, so the letter stays replayed; "
@@ -55,7 +58,7 @@ class Sender:
         self.rows, self.outcomes = rows, outcomes
         self.done, self.progress = 0, progress
         self.flights: list[_Flight] = []  # chunks claimed whose answers are not recorded yet
-        self.halted = False  # a chunk's answer did not come: claim no more
+        self.halted = False  # an outcome unknown, or a fatal producer error: claim no more
 
     def send(
         self,
@@ -68,7 +71,8 @@ class Sender:
         """Chunk by chunk (`size` letters): claim (which reads what to send) and hand the chunk
         to Kafka at once; then record Kafka's answers to the chunk before, so the next claim
         runs while Kafka answers. The rate is kept by spacing the hand-overs; a cancelled
-        replay, or one where Kafka left a chunk unanswered, records the rest as not sent.
+        replay, or one halted (a letter's outcome unknown, or the producer failed for good),
+        records the rest as not sent.
         Interrupted (Ctrl-C, an error), it still records the answers to what it handed over,
         and puts back what it claimed and did not."""
         if not letters:
