@@ -60,9 +60,7 @@ def test_one_relay_publishes_while_another_stands_by_and_takes_over_in_order(
         stop_first.set()
         threads[0].join(30)
         write(50, 50)
-        eventually(
-            lambda: len(tail.poll(0.3)) >= 100 and second.sent == 50, 30, "the standby's 50"
-        )
+        eventually(lambda: len(tail.poll(0.3)) >= 100 and second.sent == 50, 30, "the standby's 50")
         assert first.sent == 50  # the stopped relay sent nothing more
     finally:
         stop_first.set()
