@@ -107,25 +107,35 @@ class Signal(BaseException):
 
 class FailsAfter:
     """finsync's producer, interrupted as it is handed message number `n` (from 1): before
-    librdkafka takes it, as it returns from taking it, or in Kafka's answer to it before the
-    answer is recorded."""
+    librdkafka takes it, as it returns from taking it (and "twice": once more in the next wait
+    for answers), or in Kafka's answer to it before the answer is recorded. Or it refuses
+    that message at once as a producer that failed for good does ("refused"), or Kafka's
+    answer to it never comes ("no answer")."""
 
     def __init__(self, producer: object, n: int, when: str = "before") -> None:
         self.producer, self.n, self.when = producer, n, when
+        self.again = False  # a second Ctrl-C is due in the next poll
 
     def produce(self, *args: object, **kwargs: Any) -> None:
         self.n -= 1
         if self.n == 0 and self.when == "before":
             raise Interrupted
         if self.n == 0 and self.when == "refused":  # as librdkafka refuses a message at once
-            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large"))
+            raise KafkaException(KafkaError(KafkaError._FATAL, "fatal"))
         if self.n == 0 and self.when == "in its answer":
             kwargs["on_delivery"] = self.interrupt
         if self.n == 0 and self.when == "no answer":  # Kafka's answer never comes back
             kwargs["on_delivery"] = lambda *_: None
         self.producer.produce(*args, **kwargs)  # type: ignore[attr-defined]
-        if self.n == 0 and self.when == "as it returns":
+        if self.n == 0 and self.when in ("as it returns", "twice"):
+            self.again = self.when == "twice"
             raise Signal
+
+    def poll(self, timeout: float) -> int:
+        if self.again:
+            self.again = False
+            raise Signal
+        return self.producer.poll(timeout)  # type: ignore[attr-defined,no-any-return]
 
     @staticmethod
     def interrupt(*_: object) -> None:
@@ -195,6 +205,19 @@ def test_a_replay_interrupted_as_kafka_takes_a_letter_waits_for_its_answer(
     assert sent == ["letter 1", "letter 2"]
 
 
+def test_a_second_ctrl_c_while_a_replay_records_what_it_sent_leaves_nothing_unrecorded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C just after librdkafka took the second letter, and again while the replay waits
+    for Kafka's answers: the wait is cut short, so both letters handed over stay replayed with
+    their outcome unknown, and the third, never handed over, goes back to open."""
+    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "twice")
+    outcomes = [outcome for *_, outcome, _ in rows]
+    assert [o.split(":")[0] for o in outcomes] == ["unknown", "unknown", "intended"]
+    assert statuses == ["replayed", "replayed", "open"]
+    assert sent == ["letter 1", "letter 2"]
+
+
 def test_a_replay_interrupted_in_kafkas_answer_leaves_the_letter_replayed_and_unknown(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,11 +254,25 @@ def test_a_replay_stops_claiming_once_kafka_leaves_a_chunk_unanswered(
 def test_a_letter_kafka_refuses_goes_back_to_open_and_the_rest_are_sent(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Refused at once, whatever the error: it surely was not written. One chunk: the letter
+    after it is handed over with it."""
     key, ids = faulty(settings, monkeypatch, 3, 2, "refused")
     result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
-    assert [r.outcome for r in result.results] == ["replayed", "failed: too large", "replayed"]
+    assert [r.outcome for r in result.results] == ["replayed", "failed: fatal", "replayed"]
     _, statuses = audited(settings, key)
     assert statuses == ["replayed", "open", "replayed"]  # a later replay can send it
+
+
+def test_a_producer_failed_for_good_stops_the_replay_at_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One letter a chunk: the chunk after the fatal refusal is never claimed."""
+    key, ids = faulty(settings, monkeypatch, 3, 2, "refused")
+    result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=1)
+    outcomes = [r.outcome for r in result.results]
+    assert outcomes == ["replayed", "failed: fatal", sending.HALTED]
+    _, statuses = audited(settings, key)
+    assert statuses == ["replayed", "open", "open"]
 
 
 def test_a_replay_records_its_id_and_outcome_for_every_letter(settings: Settings) -> None:

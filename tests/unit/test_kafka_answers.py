@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from finsync.ops.replay_sending import UNKNOWN, outcome
+from finsync.ops.replay_sending import UNKNOWN, halts, outcome
 from finsync.runtime.clients import UNANSWERED, Delivery, Sending
 from finsync.runtime.messages import Outgoing
 
@@ -150,3 +150,21 @@ def test_a_letter_goes_back_only_on_an_answer_that_says_it_was_not_written(
     answer: Delivery, expected: str
 ) -> None:
     assert outcome(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "stops"),
+    [
+        (Delivery(None, 0, 7), False),
+        (Delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")), False),  # that one
+        (Delivery(KafkaError(KafkaError._UNKNOWN_TOPIC, "no topic"), refused=True), False),
+        (Delivery(KafkaError(KafkaError._FATAL, "fatal"), refused=True), True),
+        (Delivery(KafkaError(KafkaError._FATAL, "fatal")), True),
+        (UNANSWERED, True),  # Kafka may be unreachable: every later letter would end unknown
+        (Delivery(KafkaError(KafkaError._TRANSPORT, "broker gone")), True),
+    ],
+)
+def test_a_replay_claims_no_more_after_an_unknown_outcome_or_a_fatal_error(
+    answer: Delivery, stops: bool
+) -> None:
+    assert halts(answer) is stops

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from confluent_kafka import KafkaError
@@ -98,13 +98,16 @@ class Sender:
                     return
                 flight = self._take(letters[start : start + size], producer)
                 flight.sending.produce(flight.messages(self.replay_id))
+                if any(a.refused and halts(a) for a in flight.sending.outcomes):
+                    self.halted = True  # the producer failed for good: no other chunk is claimed
                 while len(self.flights) > 1:
                     self._settle(self.flights[0])
             self._settle_all()
         finally:
             for flight in list(self.flights):  # interrupted: no progress is told
-                # The error that interrupted the replay is the one raised, not this one.
-                with contextlib.suppress(Exception):
+                # The error that interrupted the replay is the one raised; a second one (or a
+                # second Ctrl-C) while recording must not leave the other chunks unrecorded.
+                with contextlib.suppress(BaseException):
                     self._settle(flight, quiet=True)
 
     def _take(self, chunk: list[Letter], producer: Any) -> _Flight:
@@ -115,7 +118,7 @@ class Sender:
             claimed, claimed_at = claim(self.conn, chunk)
             flight = _Flight(
                 chunk=chunk,
-                claimed=[(x.id, claimed[x.id]) for x in chunk if x.id in claimed],
+                claimed=[claimed[x.id] for x in chunk if x.id in claimed],
                 before={x.id: x.status for x in chunk if x.id in claimed},
                 claimed_at=claimed_at,
                 handed=0.0,
@@ -134,21 +137,18 @@ class Sender:
         handed over, goes back to what it was (one never handed over keeps its audit row as
         intended); one whose answer did not come stays replayed, for it may have been sent."""
         if quiet:  # after an interruption: record what came, whatever stops the wait
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 flight.sending.wait()
         else:
             flight.sending.wait()
         answers = flight.sending.outcomes
-        for (i, _), answer in zip(flight.claimed, answers, strict=False):
-            self.outcomes[i] = outcome(answer)
-            if self.outcomes[i].startswith("unknown") or (
-                answer.error is not None and answer.error.code() == KafkaError._FATAL
-            ):
-                self.halted = True
+        for claimed, answer in zip(flight.claimed, answers, strict=False):
+            self.outcomes[claimed.id] = outcome(answer)
+            self.halted = self.halted or halts(answer)
         for x in flight.chunk:
             if x.id not in flight.before:
                 self.outcomes[x.id] = TAKEN
-        unsent = {i for i, _ in flight.claimed[len(answers) :]}
+        unsent = {claimed.id for claimed in flight.claimed[len(answers) :]}
         ids = [x.id for x in flight.chunk if x.id not in unsent]
         record_outcomes(
             self.conn, self.rows, self.outcomes, ids, flight.before, flight.claimed_at, unsent
@@ -166,19 +166,46 @@ def outcome(answer: clients.Delivery) -> str:
     timed out) leaves it replayed rather than risk sending it twice."""
     if answer.error is None:
         return "replayed"
-    if answer.refused or answer.error.code() in clients.REJECTED:
+    if _not_written(answer):
         return FAILED + answer.error.str()
     return UNKNOWN.format(answer.error.str())
 
 
+def halts(answer: clients.Delivery) -> bool:
+    """Whether the replay claims no more after this answer: one that leaves the letter's
+    outcome unknown (Kafka may be unreachable), or a producer failed for good."""
+    if answer.error is None:
+        return False
+    return answer.error.code() == KafkaError._FATAL or not _not_written(answer)
+
+
+def _not_written(answer: clients.Delivery) -> bool:
+    return answer.refused or (answer.error is not None and answer.error.code() in clients.REJECTED)
+
+
+class Claimed(NamedTuple):
+    """A letter claimed, with what its message is built from (see claim())."""
+
+    id: int
+    service: str
+    key: bytes | None
+    value: bytes | None
+    header_keys: list[str]
+    header_values: list[bytes | None]
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime | None
+
+
 @dataclass
 class _Flight:
-    """A chunk claimed: its letters, the letters claimed (id, raw message, in the chunk's
-    order) and their statuses before, when it was handed to Kafka (hand-overs are spaced for
-    the rate), and Kafka's answers as they come."""
+    """A chunk claimed: its letters, the letters claimed (in the chunk's order) and their
+    statuses before, when it was handed to Kafka (hand-overs are spaced for the rate), and
+    Kafka's answers as they come."""
 
     chunk: list[Letter]
-    claimed: list[tuple[int, tuple[Any, ...]]]
+    claimed: list[Claimed]
     before: dict[int, str]
     claimed_at: datetime | None  # the letters' updated_at, set by the claim
     handed: float
@@ -186,16 +213,15 @@ class _Flight:
 
     def messages(self, replay_id: str) -> Iterator[Outgoing]:
         """The message of each letter claimed, built as it is handed over."""
-        for id_, row in self.claimed:
-            service, key, value, keys, values, topic, partition, offset, stamp = row
-            origin = Origin(topic, partition, offset, _ms(stamp), 0, None)
-            headers = list(zip(keys, values, strict=True))
-            yield replay_message(service, key, value, headers, origin, replay_id, id_)
+        for x in self.claimed:
+            origin = Origin(x.topic, x.partition, x.offset, _ms(x.timestamp), 0, None)
+            headers = list(zip(x.header_keys, x.header_values, strict=True))
+            yield replay_message(x.service, x.key, x.value, headers, origin, replay_id, x.id)
 
 
 def claim(
     conn: psycopg.Connection, letters: list[Letter]
-) -> tuple[dict[int, tuple[Any, ...]], datetime | None]:
+) -> tuple[dict[int, Claimed], datetime | None]:
     """open (or, forced, whatever it was) -> replayed, only for letters unchanged since they
     were chosen (same status, same updated_at): a second replay of the same letters, or an
     operator's change meanwhile, makes this one skip them. Locked in id order, as the runtime
@@ -216,7 +242,7 @@ def claim(
         ),
         prepare=False,
     ).fetchall()
-    return {r[0]: r[1:-1] for r in rows}, rows[0][-1] if rows else None
+    return {r[0]: Claimed(*r[:-1]) for r in rows}, rows[0][-1] if rows else None
 
 
 def _ms(at: datetime | None) -> int:
