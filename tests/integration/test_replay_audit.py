@@ -109,8 +109,9 @@ class FailsAfter:
     """finsync's producer, interrupted as it is handed message number `n` (from 1): before
     librdkafka takes it, as it returns from taking it (and "twice": once more in the next wait
     for answers), or in Kafka's answer to it before the answer is recorded. Or it refuses
-    that message at once as a producer that failed for good does ("refused"), or Kafka's
-    answer to it never comes ("no answer")."""
+    that message at once ("refused", with an error other than the broker's rejection of the
+    message; "fatal", as a producer that failed for good), or Kafka's answer to it never comes
+    ("no answer")."""
 
     def __init__(self, producer: object, n: int, when: str = "before") -> None:
         self.producer, self.n, self.when = producer, n, when
@@ -121,6 +122,8 @@ class FailsAfter:
         if self.n == 0 and self.when == "before":
             raise Interrupted
         if self.n == 0 and self.when == "refused":  # as librdkafka refuses a message at once
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC, "unknown topic"))
+        if self.n == 0 and self.when == "fatal":
             raise KafkaException(KafkaError(KafkaError._FATAL, "fatal"))
         if self.n == 0 and self.when == "in its answer":
             kwargs["on_delivery"] = self.interrupt
@@ -161,16 +164,21 @@ def faulty(
 
 
 def interrupted(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, copies: int, n: int, when: str
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    copies: int,
+    n: int,
+    when: str,
+    rate: float = 0,
 ) -> tuple[list[tuple], list[str], list[str]]:
-    """`copies` letters of a new key replayed at full speed and interrupted at message `n` as
-    FailsAfter says: their audit rows and statuses (see audited()), and the letters that reached
-    the retry topic, in order."""
+    """`copies` letters of a new key replayed (at full speed unless `rate`, one letter a chunk
+    at 1) and interrupted at message `n` as FailsAfter says: their audit rows and statuses (see
+    audited()), and the letters that reached the retry topic, in order."""
     key, ids = faulty(settings, monkeypatch, copies, n, when)
     retried = TopicTail(settings, retry_topic(SERVICE))
     try:
         with pytest.raises(Interrupted if when == "before" else Signal):
-            rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
+            rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=rate)
         eventually(lambda: [r for r in retried.poll(0.5) if r.key == key], 30)
         sent = [r for r in retried.poll(2) if r.key == key]  # all that came, two seconds on
     finally:
@@ -208,14 +216,45 @@ def test_a_replay_interrupted_as_kafka_takes_a_letter_waits_for_its_answer(
 def test_a_second_ctrl_c_while_a_replay_records_what_it_sent_leaves_nothing_unrecorded(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-C just after librdkafka took the second letter, and again while the replay waits
-    for Kafka's answers: the wait is cut short, so both letters handed over stay replayed with
-    their outcome unknown, and the third, never handed over, goes back to open."""
-    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "twice")
+    """One letter a chunk. Ctrl-C just after librdkafka took the second letter, and again while
+    the replay waits for Kafka's answers to the first: that wait and the next are cut short, so
+    both letters handed over stay replayed with their outcome unknown, and the third, never
+    claimed, stays open."""
+    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "twice", rate=1)
     outcomes = [outcome for *_, outcome, _ in rows]
     assert [o.split(":")[0] for o in outcomes] == ["unknown", "unknown", "intended"]
     assert statuses == ["replayed", "replayed", "open"]
     assert sent == ["letter 1", "letter 2"]
+
+
+class Again(BaseException):
+    """A second Ctrl-C."""
+
+
+def test_a_second_ctrl_c_while_a_chunk_is_recorded_leaves_no_chunk_unrecorded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One letter a chunk, two in flight when Ctrl-C lands as the second is handed over. A
+    second Ctrl-C rolls back the recording of the first chunk: it is recorded on a second try,
+    the other chunk is recorded too, and the first interruption is the one raised."""
+    record, calls = sending.record_outcomes, []
+
+    def interrupted_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(args[3])
+        if len(calls) == 1:
+            raise Again
+        record(*args, **kwargs)
+
+    monkeypatch.setattr(sending, "record_outcomes", interrupted_once)
+    rows, statuses, sent = interrupted(settings, monkeypatch, 3, 2, "as it returns", rate=1)
+    assert [(outcome, done) for *_, outcome, done in rows] == [
+        ("replayed", True),
+        ("replayed", True),
+        ("intended", False),
+    ]
+    assert statuses == ["replayed", "replayed", "open"]
+    assert sent == ["letter 1", "letter 2"]
+    assert len(calls) == 3  # the first chunk twice, then the second
 
 
 def test_a_replay_interrupted_in_kafkas_answer_leaves_the_letter_replayed_and_unknown(
@@ -258,7 +297,7 @@ def test_a_letter_kafka_refuses_goes_back_to_open_and_the_rest_are_sent(
     after it is handed over with it."""
     key, ids = faulty(settings, monkeypatch, 3, 2, "refused")
     result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=0)
-    assert [r.outcome for r in result.results] == ["replayed", "failed: fatal", "replayed"]
+    assert [r.outcome for r in result.results] == ["replayed", "failed: unknown topic", "replayed"]
     _, statuses = audited(settings, key)
     assert statuses == ["replayed", "open", "replayed"]  # a later replay can send it
 
@@ -267,7 +306,7 @@ def test_a_producer_failed_for_good_stops_the_replay_at_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One letter a chunk: the chunk after the fatal refusal is never claimed."""
-    key, ids = faulty(settings, monkeypatch, 3, 2, "refused")
+    key, ids = faulty(settings, monkeypatch, 3, 2, "fatal")
     result = rp.replay(settings, ids=ids, reason="test", actor="sre", rate_per_second=1)
     outcomes = [r.outcome for r in result.results]
     assert outcomes == ["replayed", "failed: fatal", sending.HALTED]

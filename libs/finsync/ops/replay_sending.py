@@ -10,7 +10,6 @@ number of rows and joins them quadratically."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ class Sender:
         self.done, self.progress = 0, progress
         self.flights: list[_Flight] = []  # chunks claimed whose answers are not recorded yet
         self.halted = False  # an outcome unknown, or a fatal producer error: claim no more
+        self.hurried = False  # interrupted again while waiting for answers: wait no more
 
     def send(
         self,
@@ -105,10 +105,15 @@ class Sender:
             self._settle_all()
         finally:
             for flight in list(self.flights):  # interrupted: no progress is told
-                # The error that interrupted the replay is the one raised; a second one (or a
-                # second Ctrl-C) while recording must not leave the other chunks unrecorded.
-                with contextlib.suppress(BaseException):
-                    self._settle(flight, quiet=True)
+                # The error that interrupted the replay is the one raised. A second one (a
+                # second Ctrl-C) while recording a chunk rolls that recording back: it is tried
+                # once more (the answers are in by then), and the other chunks are recorded.
+                for _ in range(2):
+                    try:
+                        self._settle(flight, quiet=True)
+                        break
+                    except BaseException:  # the first error is the one raised
+                        continue
 
     def _take(self, chunk: list[Letter], producer: Any) -> _Flight:
         """Claim the chunk's letters and register them, in one transaction: interrupted before
@@ -136,11 +141,13 @@ class Sender:
         """Wait for Kafka's answers to a chunk and record them. A letter Kafka refused, or never
         handed over, goes back to what it was (one never handed over keeps its audit row as
         intended); one whose answer did not come stays replayed, for it may have been sent."""
-        if quiet:  # after an interruption: record what came, whatever stops the wait
-            with contextlib.suppress(BaseException):
-                flight.sending.wait()
-        else:
+        if not quiet:
             flight.sending.wait()
+        elif not self.hurried:  # after an interruption: record what came, whatever stops the
+            try:  # wait; a second Ctrl-C cuts short this wait and the later ones
+                flight.sending.wait()
+            except BaseException:
+                self.hurried = True
         answers = flight.sending.outcomes
         for claimed, answer in zip(flight.claimed, answers, strict=False):
             self.outcomes[claimed.id] = outcome(answer)
