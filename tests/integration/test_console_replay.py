@@ -13,7 +13,7 @@ from finsync.ops import replay_sending as sending
 from finsync.ops.dead_letters import Query
 from finsync.runtime import db
 from finsync.settings import Settings
-from tests.integration.test_replay_audit import indexed
+from tests.integration.replay_support import indexed
 from tests.support import TopicTail, eventually
 
 pytestmark = pytest.mark.integration

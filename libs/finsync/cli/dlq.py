@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,7 +167,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.ids) == by_filter:
         raise SystemExit("name dead letters by id, or filter them (--service, --error, ...)")
     verb = "would replay" if args.dry_run else "replaying"
-    with Progress(console=console, transient=True) as bar:
+    with Progress(console=console, transient=True) as bar, _ctrl_c_cancels(bar) as stopping:
         task = bar.add_task(verb, total=None)
         result = rp.replay(
             settings,
@@ -178,6 +180,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
             force=args.force,
             limit=args.limit,
             progress=lambda n: bar.update(task, completed=n),
+            cancelled=stopping.is_set,
         )
     results = result.results
     if not results:
@@ -205,7 +208,29 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"{', '.join(summary)}; replay {result.replay_id} audited", highlight=False)
     if result.more:
         console.print(f"more letters match than --limit {args.limit}: run it again for the rest")
+    if stopping.is_set():
+        return 130  # as a shell reports a command stopped by Ctrl-C
     return 1 if failed or kinds.get("unknown") else 0
+
+
+@contextmanager
+def _ctrl_c_cancels(bar: Progress) -> Iterator[threading.Event]:
+    """The first Ctrl-C stops the replay before its next chunk: what it handed to Kafka is
+    still recorded, the rest stays as it was ("cancelled: not sent"), and no letter is caught
+    between being claimed and being sent. A second Ctrl-C interrupts it at once."""
+    stopping = threading.Event()
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+        bar.console.print("stopping after this chunk; Ctrl-C again to stop at once")
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield stopping
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_dlq_resolve(args: argparse.Namespace, settings: Settings) -> int:
