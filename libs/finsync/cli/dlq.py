@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -167,7 +166,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.ids) == by_filter:
         raise SystemExit("name dead letters by id, or filter them (--service, --error, ...)")
     verb = "would replay" if args.dry_run else "replaying"
-    with Progress(console=console, transient=True) as bar, _ctrl_c_cancels(bar) as stopping:
+    with Progress(console=console, transient=True) as bar, _ctrl_c_stops() as ctrl_c:
         task = bar.add_task(verb, total=None)
         result = rp.replay(
             settings,
@@ -180,7 +179,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
             force=args.force,
             limit=args.limit,
             progress=lambda n: bar.update(task, completed=n),
-            cancelled=stopping.is_set,
+            cancelled=ctrl_c.stops,
         )
     results = result.results
     if not results:
@@ -208,27 +207,38 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"{', '.join(summary)}; replay {result.replay_id} audited", highlight=False)
     if result.more:
         console.print(f"more letters match than --limit {args.limit}: run it again for the rest")
-    if stopping.is_set():
+    if kinds.get("cancelled"):  # only a Ctrl-C cancels here
         return 130  # as a shell reports a command stopped by Ctrl-C
     return 1 if failed or kinds.get("unknown") else 0
 
 
-@contextmanager
-def _ctrl_c_cancels(bar: Progress) -> Iterator[threading.Event]:
-    """The first Ctrl-C stops the replay before its next chunk: what it handed to Kafka is
-    still recorded, the rest stays as it was ("cancelled: not sent"), and no letter is caught
-    between being claimed and being sent. A second Ctrl-C interrupts it at once."""
-    stopping = threading.Event()
+class _CtrlC:
+    """The first Ctrl-C stops a replay before its next chunk: what it handed to Kafka is still
+    recorded, the rest stays as it was ("cancelled: not sent"), and no letter is caught between
+    being claimed and being sent. A second Ctrl-C interrupts it at once."""
 
-    def on_ctrl_c(signum: int, frame: object) -> None:
-        if stopping.is_set():
+    def __init__(self) -> None:
+        self.pressed = self._told = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.pressed:
             raise KeyboardInterrupt
-        stopping.set()
-        bar.console.print("stopping after this chunk; Ctrl-C again to stop at once")
+        self.pressed = True  # nothing more here: the console may be mid-write
 
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    def stops(self) -> bool:
+        """Asked by the replay before each chunk."""
+        if self.pressed and not self._told:
+            self._told = True
+            console.print("Ctrl-C: stopping; the letters not sent stay as they were")
+        return self.pressed
+
+
+@contextmanager
+def _ctrl_c_stops() -> Iterator[_CtrlC]:
+    ctrl_c = _CtrlC()
+    previous = signal.signal(signal.SIGINT, ctrl_c)
     try:
-        yield stopping
+        yield ctrl_c
     finally:
         signal.signal(signal.SIGINT, previous)
 
