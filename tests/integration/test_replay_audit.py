@@ -340,7 +340,7 @@ def test_a_letter_claimed_again_since_is_not_put_back(settings: Settings) -> Non
                 "UPDATE finsync.dead_letters SET updated_at = now() WHERE id = %s", (ids[1],)
             )
         before = {i: "open" for i in ids}
-        sending.record_outcomes(conn, {}, {}, [], before, claimed_at, unsent=ids)
+        sending.record_outcomes(conn, {}, {}, [], before, claimed_at, back=ids)
         statuses = conn.execute(
             "SELECT status FROM finsync.dead_letters WHERE id = ANY(%s) ORDER BY id", (ids,)
         ).fetchall()

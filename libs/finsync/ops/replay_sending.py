@@ -149,16 +149,19 @@ class Sender:
             except BaseException:
                 self.hurried = True
         answers = flight.sending.outcomes
+        unsent = {claimed.id for claimed in flight.claimed[len(answers) :]}
+        back = set(unsent)  # and those Kafka's answer says were not written
         for claimed, answer in zip(flight.claimed, answers, strict=False):
             self.outcomes[claimed.id] = outcome(answer)
             self.halted = self.halted or halts(answer)
+            if _not_written(answer):
+                back.add(claimed.id)
         for x in flight.chunk:
             if x.id not in flight.before:
                 self.outcomes[x.id] = TAKEN
-        unsent = {claimed.id for claimed in flight.claimed[len(answers) :]}
         ids = [x.id for x in flight.chunk if x.id not in unsent]
         record_outcomes(
-            self.conn, self.rows, self.outcomes, ids, flight.before, flight.claimed_at, unsent
+            self.conn, self.rows, self.outcomes, ids, flight.before, flight.claimed_at, back
         )
         self.flights.remove(flight)
         self.done += len(ids)
@@ -263,11 +266,11 @@ def record_outcomes(
     ids: list[int],
     before: dict[int, str],
     claimed_at: datetime | None,
-    unsent: Collection[int] = (),
+    back: Collection[int] = (),
 ) -> None:
-    """The outcome of each of `ids`; a claimed letter Kafka refused, or that was never handed
-    to it (`unsent`), goes back to the status it had (`before`), unless something else changed
-    it since its claim (`claimed_at`)."""
+    """The outcome of each of `ids`; the claimed letters in `back` (never handed to Kafka, or
+    surely not written) go back to the status they had (`before`), unless something else
+    changed them since their claim (`claimed_at`)."""
     with conn.transaction():
         conn.execute(
             "UPDATE finsync.replay_audit a SET outcome = x.r->>1, finished_at = now() "
@@ -275,14 +278,14 @@ def record_outcomes(
             (bulk.rows_document([[rows[i], outcomes[i]] for i in ids]),),
             prepare=False,
         )
-        back = sorted(i for i in before if i in unsent or outcomes[i].startswith(FAILED))
         if back:
+            ordered = sorted(back)
             conn.execute(
                 "UPDATE finsync.dead_letters d SET status = x.status, updated_at = now() "
                 "FROM unnest(%s::bigint[], %s::text[]) AS x(id, status) "
                 "WHERE d.id = x.id AND d.id IN (SELECT id FROM finsync.dead_letters "
                 "WHERE id = ANY(%s) AND status = 'replayed' AND updated_at = %s "
                 "ORDER BY id FOR UPDATE)",
-                (back, [before[i] for i in back], back, claimed_at),
+                (ordered, [before[i] for i in ordered], ordered, claimed_at),
                 prepare=False,
             )
